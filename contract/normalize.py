@@ -66,7 +66,9 @@ def normalize_phone_series(s: pd.Series) -> pd.Series:
 
 def sha256_series(s: pd.Series) -> pd.Series:
     """Hash non-null values; nulls stay null."""
-    out = s.astype("string").copy()
-    mask = out.notna()
-    out[mask] = [hashlib.sha256(v.encode("utf-8")).hexdigest() for v in out[mask]]
-    return out
+    v = s.astype("string")
+    present = v.dropna()
+    hashed = pd.Series(
+        [hashlib.sha256(x.encode("utf-8")).hexdigest() for x in present], index=present.index, dtype="string"
+    )
+    return hashed.reindex(v.index)

@@ -1,0 +1,30 @@
+"""The `cxi` command line: a thin shell over the library; each noun is a sub-app in `cxi.commands`."""
+
+from __future__ import annotations
+
+import typer
+
+from cxi.commands import features, identity, imports, pipeline, serve, simulate, train
+
+app = typer.Typer(
+    name="cxi",
+    help="CXI: predictive customer intelligence. events -> identity -> features -> training -> serving.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(imports.app, name="import", help="Import events, customer records, transactions or decisions.")
+app.command("simulate", help="Simulate a brand (events, records, transactions, decisions + hidden truth).")(
+    simulate.simulate
+)
+app.add_typer(identity.app, name="identity", help="Resolve identifiers into persistent customer profiles.")
+app.add_typer(features.app, name="features", help="Feast feature store: apply definitions, build, materialize.")
+app.add_typer(train.app, name="train", help="Train models from Feast features and register them in MLflow.")
+app.command("serve", help="Start the BentoML scoring service.")(serve.serve)
+app.command("run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve.")(
+    pipeline.run
+)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,62 @@
+"""`cxi train churn`: train the churn model from Feast features and register it in MLflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, help="Train models from Feast features and register them in MLflow.")
+console = Console()
+
+
+@app.command()
+def churn(
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", min=1, help="Churned = no activity within N days (default: settings).")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Holdout as-of date (default: latest with a full horizon)."),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."),
+    ] = None,
+) -> None:
+    """Labels from the event log, features through Feast (churn_v1), LightGBM, registered as `churn`."""
+    from contract import Settings, Workspace
+    from contract.errors import CXIError
+    from training.churn import train_churn
+
+    settings = Settings(**({"workspace": workspace} if workspace is not None else {}))
+    try:
+        with console.status("training churn"):
+            result = train_churn(
+                settings, Workspace(settings.workspace), as_of=as_of.date() if as_of else None, horizon_days=horizon_days
+            )
+    except CXIError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+    plan = result.plan
+    table = Table(title=f"churn model v{result.version} -> @{result.alias}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in sorted(result.metrics.items()):
+        table.add_row(key, f"{value:.4f}" if key != "best_iteration" else f"{value:.0f}")
+    for key, value in result.rows.items():
+        table.add_row(f"rows {key}", str(value))
+    table.add_row("horizon (days)", str(plan.horizon_days))
+    table.add_row("train as-of", f"{plan.train_as_of[0].date()} .. {plan.train_as_of[-1].date()} ({len(plan.train_as_of)})")
+    table.add_row("holdout as-of", str(plan.holdout_as_of.date()))
+    table.add_row("features", str(len(result.feature_names)))
+    table.add_row("previous champion", f"v{result.champion_before}" if result.champion_before else "none")
+    table.add_row("registered", f"models:/{result.name}/{result.version} @{result.alias}")
+    table.add_row("mlflow run", result.run_id)
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    console.print(table)
