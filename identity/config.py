@@ -1,0 +1,108 @@
+"""Typed configuration of deterministic stitching: which values are junk, when an identifier is shared,
+and which identifiers of an unauthenticated event may be linked together."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contract.normalize import JUNK_VALUES, normalize_email, normalize_phone, sha256_hex
+from contract.schemas import IDENTIFIER_TYPES
+
+#: Node types of the identity graph: the event identifiers, then a customer record ("<source>:<record_id>").
+NODE_TYPES: tuple[str, ...] = (*IDENTIFIER_TYPES, "record")
+
+#: Placeholder emails typed into forms by testers, cashiers and people who would rather not say.
+DEFAULT_JUNK_EMAILS: tuple[str, ...] = (
+    "test@test.com",
+    "test@example.com",
+    "example@example.com",
+    "email@example.com",
+    "user@example.com",
+    "noreply@example.com",
+    "no-reply@example.com",
+    "none@none.com",
+    "no@email.com",
+    "noemail@noemail.com",
+    "email@email.com",
+    "test@gmail.com",
+    "a@a.com",
+    "asdf@asdf.com",
+    "xxx@xxx.com",
+)
+#: Placeholder phone numbers (normalised with contract.normalize before hashing).
+DEFAULT_JUNK_PHONES: tuple[str, ...] = (
+    "0000000000",
+    "1111111111",
+    "1234567890",
+    "9999999999",
+    "+10000000000",
+    "+11111111111",
+    "+11234567890",
+)
+
+
+class StitchConfig(BaseModel):
+    """Guards of deterministic stitching (first cut). Defaults are generic, not tuned to any data set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    junk_values: frozenset[str] = Field(
+        JUNK_VALUES, description="Values (compared trimmed, lower-case) that never identify anyone."
+    )
+    junk_emails: tuple[str, ...] = Field(
+        DEFAULT_JUNK_EMAILS, description="Raw placeholder emails; their SHA-256 hashes are blocked."
+    )
+    junk_phones: tuple[str, ...] = Field(
+        DEFAULT_JUNK_PHONES, description="Raw placeholder phones; their SHA-256 hashes are blocked."
+    )
+    max_users: dict[str, int] = Field(
+        default_factory=lambda: {
+            "email_sha256": 2,
+            "phone_sha256": 2,
+            "loyalty_id": 2,
+            "device_id": 3,
+            "anonymous_id": 2,
+            "record": 1,
+        },
+        description=(
+            "Most distinct user_ids one identifier may be seen with before it counts as shared (a kiosk, a "
+            "family tablet, a recycled number): a shared identifier links nobody. With 2..max user_ids it is "
+            "contested and stays only with its dominant user_id. Types not listed are never shared."
+        ),
+    )
+    unauthenticated_links: tuple[tuple[str, str], ...] = Field(
+        (("anonymous_id", "device_id"),),
+        description=(
+            "Identifier pairs linked whenever they co-occur in one event, even without a user_id. Default: a "
+            "cookie lives on one device, so anonymous_id <-> device_id is safe; emails or phones are not."
+        ),
+    )
+
+    @field_validator("max_users")
+    @classmethod
+    def _max_users(cls, v: dict[str, int]) -> dict[str, int]:
+        for key, limit in v.items():
+            if key not in NODE_TYPES or key == "user_id":
+                raise ValueError(
+                    f"max_users: unknown identifier type {key!r} (one of {', '.join(NODE_TYPES[1:])})"
+                )
+            if limit < 1:
+                raise ValueError(f"max_users.{key}: must be at least 1 (got {limit})")
+        return v
+
+    @field_validator("unauthenticated_links")
+    @classmethod
+    def _links(cls, v: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        for a, b in v:
+            for t in (a, b):
+                if t not in IDENTIFIER_TYPES or t == "user_id":
+                    raise ValueError(f"unauthenticated_links: {t!r} is not a non-user identifier type")
+            if a == b:
+                raise ValueError(f"unauthenticated_links: a pair needs two different types (got {a!r} twice)")
+        return v
+
+    def blocked_hashes(self) -> list[tuple[str, str]]:
+        """(identifier_type, value) pairs of the junk emails' and phones' hashes."""
+        emails = [("email_sha256", sha256_hex(normalize_email(e))) for e in self.junk_emails]
+        phones = [("phone_sha256", sha256_hex(normalize_phone(p))) for p in self.junk_phones]
+        return emails + phones

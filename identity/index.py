@@ -1,0 +1,86 @@
+"""In-memory lookups over the identity map, for the scoring service (microseconds per lookup)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contract.errors import ContractError, WorkspaceError
+from contract.normalize import normalize_email, normalize_phone, sha256_hex
+from contract.workspace import Workspace
+from identity.config import NODE_TYPES
+from identity.resolved import GUARD_TABLE, MAP_TABLE, UNLINKING_GUARDS
+
+
+class IdentityIndex:
+    """identifier -> customer_id and customer_id -> identifiers.
+
+    Identifiers the guards marked junk or shared name nobody: ``customer_for`` answers None for them,
+    although the map keeps them (each as its own profile) so every event still resolves.
+    """
+
+    def __init__(self, identity_map: pa.Table, guarded: set[tuple[str, str]] | None = None) -> None:
+        t = identity_map.sort_by([("customer_id", "ascending"), ("identifier_type", "ascending")])
+        types = t.column("identifier_type").to_pylist()
+        values = t.column("identifier_value").to_pylist()
+        customers = t.column("customer_id").to_pylist()
+        self._guarded = guarded or set()
+        self._by_id: dict[tuple[str, str], str] = dict(
+            zip(zip(types, values, strict=True), customers, strict=True)
+        )
+        self._types, self._values = types, values
+        self._customers = np.asarray(customers, dtype=object)
+
+    @classmethod
+    def load(cls, ws: Workspace) -> IdentityIndex:
+        if not ws.exists(MAP_TABLE):
+            raise WorkspaceError(
+                f"{MAP_TABLE}: missing in workspace {ws.root} (run `cxi identity resolve` first)"
+            )
+        guarded: set[tuple[str, str]] = set()
+        if ws.exists(GUARD_TABLE):
+            log = ws.read(GUARD_TABLE, columns=["guard", "identifier_type", "identifier_value"])
+            log = log.filter(pc.is_in(log.column("guard"), pa.array(UNLINKING_GUARDS)))
+            guarded = set(
+                zip(
+                    log.column("identifier_type").to_pylist(),
+                    log.column("identifier_value").to_pylist(),
+                    strict=True,
+                )
+            )
+        return cls(
+            ws.read(MAP_TABLE, columns=["identifier_type", "identifier_value", "customer_id"]), guarded
+        )
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def customer_for(self, identifier_type: str, value: str) -> str | None:
+        """The customer an identifier belongs to; None when unknown, junk or shared."""
+        if identifier_type not in NODE_TYPES:
+            raise ContractError(
+                "identifier_type",
+                f"unknown identifier type (one of {', '.join(NODE_TYPES)})",
+                identifier_type,
+            )
+        key = (identifier_type, value)
+        return None if key in self._guarded else self._by_id.get(key)
+
+    def customer_for_email(self, email: str) -> str | None:
+        """Look up by a raw email: normalised and hashed as at import."""
+        return self.customer_for("email_sha256", sha256_hex(normalize_email(email)))
+
+    def customer_for_phone(self, phone: str) -> str | None:
+        """Look up by a raw phone number: normalised and hashed as at import."""
+        return self.customer_for("phone_sha256", sha256_hex(normalize_phone(phone)))
+
+    def identifiers_of(self, customer_id: str) -> list[tuple[str, str]]:
+        """Every (identifier_type, identifier_value) of a customer; empty when the id is unknown."""
+        lo = int(np.searchsorted(self._customers, customer_id, side="left"))
+        hi = int(np.searchsorted(self._customers, customer_id, side="right"))
+        return sorted(zip(self._types[lo:hi], self._values[lo:hi], strict=True), key=_priority)
+
+
+def _priority(item: tuple[str, str]) -> tuple[int, str]:
+    return NODE_TYPES.index(item[0]), item[1]

@@ -1,0 +1,216 @@
+"""Behaviour of deterministic stitching and its guards on hand-built events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from contract import Workspace
+from contract.normalize import normalize_email, sha256_hex
+from identity import IdentityIndex, IdentityResolver, StitchConfig
+
+Write = Callable[..., Workspace]
+
+
+def resolve(ws: Workspace, config: StitchConfig | None = None) -> IdentityIndex:
+    IdentityResolver(ws, config).resolve()
+    return IdentityIndex.load(ws)
+
+
+def guard_log(ws: Workspace) -> list[dict[str, Any]]:
+    return ws.read("identity_guard_log").to_pylist()
+
+
+def user_ids_per_customer(ws: Workspace) -> dict[str, int]:
+    m: pa.Table = ws.read("identity_map")
+    out: dict[str, int] = {}
+    for row in m.to_pylist():
+        out.setdefault(row["customer_id"], 0)
+        out[row["customer_id"]] += row["identifier_type"] == "user_id"
+    return out
+
+
+def test_login_links_an_anonymous_id_seen_before_it(write_events: Write) -> None:
+    ws = write_events(
+        [
+            {"anonymous_id": "a1", "minute": 0},
+            {"anonymous_id": "a1", "minute": 5, "type": "product_view"},
+            {"anonymous_id": "a1", "user_id": "u1", "type": "login", "minute": 10},
+            {"anonymous_id": "a2", "minute": 11},
+        ]
+    )
+    idx = resolve(ws)
+    assert idx.customer_for("anonymous_id", "a1") == idx.customer_for("user_id", "u1") is not None
+    assert idx.customer_for("anonymous_id", "a2") not in (None, idx.customer_for("user_id", "u1"))
+
+
+def test_one_person_on_several_devices_is_one_customer(write_events: Write) -> None:
+    ws = write_events(
+        [
+            {"anonymous_id": "web1", "device_id": "laptop"},
+            {"device_id": "phone", "anonymous_id": "app1", "type": "app_open", "channel": "app"},
+            {"anonymous_id": "web1", "device_id": "laptop", "user_id": "u1", "type": "login"},
+            {
+                "device_id": "phone",
+                "anonymous_id": "app1",
+                "user_id": "u1",
+                "type": "login",
+                "channel": "app",
+            },
+            {"device_id": "tablet", "email_sha256": "a" * 64, "user_id": "u1", "type": "purchase"},
+        ]
+    )
+    idx = resolve(ws)
+    c = idx.customer_for("user_id", "u1")
+    assert {
+        idx.customer_for(t, v)
+        for t, v in [
+            ("device_id", "laptop"),
+            ("device_id", "phone"),
+            ("anonymous_id", "web1"),
+            ("anonymous_id", "app1"),
+            ("device_id", "tablet"),
+            ("email_sha256", "a" * 64),
+        ]
+    } == {c}
+    assert len(idx.identifiers_of(c)) == 7
+    assert idx.identifiers_of(c)[0] == ("user_id", "u1")
+
+
+def test_shared_device_beyond_max_never_merges_users(write_events: Write) -> None:
+    users = [f"u{i}" for i in range(5)]
+    rows = [
+        {"device_id": "kiosk", "anonymous_id": f"a{i}", "user_id": u, "type": "login"}
+        for i, u in enumerate(users)
+    ]
+    rows += [{"device_id": "kiosk", "anonymous_id": "a0"}, {"device_id": "kiosk", "anonymous_id": "stranger"}]
+    ws = write_events(rows)
+    idx = resolve(ws, StitchConfig(max_users={"device_id": 3}))
+    customers = {idx.customer_for("user_id", u) for u in users}
+    assert len(customers) == len(users)
+    assert idx.customer_for("device_id", "kiosk") is None  # shared: names nobody
+    assert idx.customer_for("anonymous_id", "a3") == idx.customer_for("user_id", "u3")
+    assert idx.customer_for("anonymous_id", "stranger") not in customers
+    assert [r["guard"] for r in guard_log(ws) if r["identifier_value"] == "kiosk"] == ["shared"]
+    assert max(user_ids_per_customer(ws).values()) == 1
+
+
+def test_contested_identifier_stays_with_its_dominant_user(write_events: Write) -> None:
+    rows = [{"device_id": "family", "user_id": "mum", "type": "login"} for _ in range(3)]
+    rows += [{"device_id": "family", "user_id": "kid", "type": "login"}]
+    ws = write_events(rows)
+    idx = resolve(ws, StitchConfig(max_users={"device_id": 3}))
+    assert idx.customer_for("device_id", "family") == idx.customer_for("user_id", "mum")
+    assert idx.customer_for("user_id", "kid") != idx.customer_for("user_id", "mum")
+    (entry,) = guard_log(ws)
+    assert entry["guard"] == "contested" and "mum" in entry["detail"]
+
+
+@pytest.mark.parametrize("junk", ["null", "N/A", " unknown ", "0"])
+def test_junk_values_never_link(write_events: Write, junk: str) -> None:
+    ws = write_events(
+        [
+            {"loyalty_id": junk, "user_id": "u1", "type": "login"},
+            {"loyalty_id": junk, "user_id": "u2", "type": "login"},
+            {"loyalty_id": junk, "anonymous_id": "a9"},
+        ]
+    )
+    idx = resolve(ws)
+    assert idx.customer_for("user_id", "u1") != idx.customer_for("user_id", "u2")
+    assert idx.customer_for("loyalty_id", junk) is None
+    assert idx.customer_for("anonymous_id", "a9") not in (idx.customer_for("user_id", "u1"), None)
+    assert [r["guard"] for r in guard_log(ws)] == ["junk"]
+
+
+def test_placeholder_email_hash_is_blocked(write_events: Write) -> None:
+    junk = sha256_hex(normalize_email(" Test@Test.com "))
+    ws = write_events(
+        [
+            {"email_sha256": junk, "user_id": "u1", "type": "signup"},
+            {"email_sha256": junk, "user_id": "u2", "type": "signup"},
+        ]
+    )
+    idx = resolve(ws)
+    assert idx.customer_for("user_id", "u1") != idx.customer_for("user_id", "u2")
+    assert idx.customer_for_email("test@test.com") is None
+    assert guard_log(ws)[0]["detail"].startswith("hash of a placeholder email")
+
+
+def test_a_chain_of_cookies_and_devices_never_joins_two_users(write_events: Write) -> None:
+    # u1's cookie and u2's cookie both appear on device d (unauthenticated), plus u2 logs in on d.
+    ws = write_events(
+        [
+            {"anonymous_id": "a1", "user_id": "u1", "type": "login"},
+            {"anonymous_id": "a2", "user_id": "u2", "type": "login"},
+            {"anonymous_id": "a1", "device_id": "d"},
+            {"anonymous_id": "a2", "device_id": "d"},
+            {"anonymous_id": "a3", "device_id": "d"},
+        ],
+        records=[
+            {"record_id": "r1", "email_sha256": "e" * 64, "phone_sha256": "f" * 64},
+            {"record_id": "r2", "user_id": "u1", "email_sha256": "e" * 64},
+            {"record_id": "r3", "user_id": "u2", "phone_sha256": "f" * 64},
+        ],
+    )
+    idx = resolve(ws)
+    assert idx.customer_for("user_id", "u1") != idx.customer_for("user_id", "u2")
+    assert idx.customer_for("anonymous_id", "a1") == idx.customer_for("user_id", "u1")
+    assert idx.customer_for("anonymous_id", "a2") == idx.customer_for("user_id", "u2")
+    assert idx.customer_for("email_sha256", "e" * 64) == idx.customer_for("user_id", "u1")
+    assert idx.customer_for("record", "crm:r3") == idx.customer_for("user_id", "u2")
+    # device d and record r1 touch both people: their links are cut, each is a profile of its own
+    assert idx.customer_for("device_id", "d") not in (
+        idx.customer_for("user_id", "u1"),
+        idx.customer_for("user_id", "u2"),
+    )
+    assert max(user_ids_per_customer(ws).values()) == 1
+    assert {r["guard"] for r in guard_log(ws)} == {"conflict_cut"}
+
+
+def test_records_link_identifiers_to_their_user(write_events: Write) -> None:
+    ws = write_events(
+        [{"anonymous_id": "a1", "user_id": "u1", "type": "login"}, {"loyalty_id": "L7", "channel": "store"}],
+        records=[
+            {"record_id": "r1", "user_id": "u1", "loyalty_id": "L7"},
+            {"record_id": "r2", "phone_sha256": "f" * 64},
+        ],
+    )
+    idx = resolve(ws)
+    assert (
+        idx.customer_for("loyalty_id", "L7")
+        == idx.customer_for("record", "crm:r1")
+        == idx.customer_for("user_id", "u1")
+    )
+    assert idx.customer_for("phone_sha256", "f" * 64) == idx.customer_for("record", "crm:r2")
+
+
+def test_report_counts(write_events: Write) -> None:
+    ws = write_events(
+        [
+            {"anonymous_id": "a1", "device_id": "d1"},
+            {"anonymous_id": "a1", "user_id": "u1", "type": "login"},
+            {"anonymous_id": "a2"},
+            {"device_id": "d3", "anonymous_id": "a3"},
+        ]
+    )
+    report = IdentityResolver(ws).resolve()
+    assert (report.identifiers, report.customers, report.known_customers, report.anonymous_only) == (
+        6,
+        3,
+        1,
+        2,
+    )
+    assert report.largest_cluster == 3 and report.guard_firings == {}
+    assert "3 customers" in str(report)
+
+
+def test_bad_config_names_the_field() -> None:
+    with pytest.raises(ValueError, match="max_users"):
+        StitchConfig(max_users={"cookie": 2})
+    with pytest.raises(ValueError, match="unauthenticated_links"):
+        StitchConfig(unauthenticated_links=(("user_id", "device_id"),))
+    with pytest.raises(ValueError, match="extra"):
+        StitchConfig(max_user=3)  # type: ignore[call-arg]
