@@ -14,19 +14,36 @@ app = typer.Typer(no_args_is_help=True, help="Import events, customer records, t
 FileArg = Annotated[Path, typer.Argument(help="A .csv, .jsonl/.ndjson/.json (JSON lines) or .parquet file.")]
 MapOpt = Annotated[
     list[str] | None,
-    typer.Option("--map", help="target=source_column pairs, comma-separated or repeated (e.g. user_id=cust_no)."),
+    typer.Option(
+        "--map", help="target=source_column pairs, comma-separated or repeated (e.g. user_id=cust_no)."
+    ),
 ]
-MapFileOpt = Annotated[Path | None, typer.Option("--map-file", help="YAML file of target: source_column pairs.")]
-SourceOpt = Annotated[str | None, typer.Option("--source", help="Source name stored with each row (default: file stem).")]
-TzOpt = Annotated[str, typer.Option("--tz", help="Time zone for timestamps without an offset (naive ISO, YYYYMMDD).")]
+MapFileOpt = Annotated[
+    Path | None, typer.Option("--map-file", help="YAML file of target: source_column pairs.")
+]
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", help="Source name stored with each row (default: file stem).")
+]
+TzOpt = Annotated[
+    str, typer.Option("--tz", help="Time zone for timestamps without an offset (naive ISO, YYYYMMDD).")
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Any rejected row: write nothing and exit 1.")]
 WorkspaceOpt = Annotated[
-    Path | None, typer.Option("--workspace", help="Workspace folder (default: $CXI_WORKSPACE or ./workspace).")
+    Path | None,
+    typer.Option("--workspace", help="Workspace folder (default: $CXI_WORKSPACE or ./workspace)."),
 ]
 
 
-def _run(kind: str, file: Path, map_: list[str] | None, map_file: Path | None, source: str | None, tz: str,
-         strict: bool, workspace: Path | None) -> None:
+def _run(
+    kind: str,
+    file: Path,
+    map_: list[str] | None,
+    map_file: Path | None,
+    source: str | None,
+    tz: str,
+    strict: bool,
+    workspace: Path | None,
+) -> None:
     from contract.errors import ContractError
     from contract.settings import Settings
     from contract.workspace import Workspace
@@ -38,8 +55,15 @@ def _run(kind: str, file: Path, map_: list[str] | None, map_file: Path | None, s
         mapping = load_mapping(map_file) if map_file else {}
         mapping.update(parse_map(map_ or []))
         settings = Settings(workspace=workspace) if workspace else Settings()
-        report = import_file(Workspace(settings.workspace), kind, file, mapping=mapping or None, source=source,
-                             strict=strict, tz=tz)  # type: ignore[arg-type]
+        report = import_file(
+            Workspace(settings.workspace),
+            kind,
+            file,
+            mapping=mapping or None,
+            source=source,
+            strict=strict,
+            tz=tz,
+        )  # type: ignore[arg-type]
     except ContractError as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -47,11 +71,18 @@ def _run(kind: str, file: Path, map_: list[str] | None, map_file: Path | None, s
     summary = Table(title=f"cxi import {kind}: {file.name} -> {settings.workspace}")
     for col in ("rows", "accepted", "duplicates", "quarantined", "seconds"):
         summary.add_column(col, justify="right")
-    summary.add_row(str(report.rows), str(report.accepted), str(report.duplicates), str(report.quarantined),
-                    f"{report.seconds:.2f}")
+    summary.add_row(
+        str(report.rows),
+        str(report.accepted),
+        str(report.duplicates),
+        str(report.quarantined),
+        f"{report.seconds:.2f}",
+    )
     console.print(summary)
     if report.reasons:
-        reasons = Table(title="quarantined by reason" + ("" if report.written else " (strict: nothing written)"))
+        reasons = Table(
+            title="quarantined by reason" + ("" if report.written else " (strict: nothing written)")
+        )
         reasons.add_column("field: reason")
         reasons.add_column("rows", justify="right")
         for reason, count in report.reasons.items():
@@ -62,28 +93,56 @@ def _run(kind: str, file: Path, map_: list[str] | None, map_file: Path | None, s
 
 
 @app.command("events")
-def events(file: FileArg, map_: MapOpt = None, map_file: MapFileOpt = None, source: SourceOpt = None,
-           tz: TzOpt = "UTC", strict: StrictOpt = False, workspace: WorkspaceOpt = None) -> None:
+def events(
+    file: FileArg,
+    map_: MapOpt = None,
+    map_file: MapFileOpt = None,
+    source: SourceOpt = None,
+    tz: TzOpt = "UTC",
+    strict: StrictOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """Behavioural events (page views, purchases, logins, ...); raw email/phone are hashed and dropped."""
     _run("events", file, map_, map_file, source, tz, strict, workspace)
 
 
 @app.command("records")
-def records(file: FileArg, map_: MapOpt = None, map_file: MapFileOpt = None, source: SourceOpt = None,
-            tz: TzOpt = "UTC", strict: StrictOpt = False, workspace: WorkspaceOpt = None) -> None:
+def records(
+    file: FileArg,
+    map_: MapOpt = None,
+    map_file: MapFileOpt = None,
+    source: SourceOpt = None,
+    tz: TzOpt = "UTC",
+    strict: StrictOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """Customer records (CRM, loyalty, store); columns beyond the contract are kept as extra identifiers."""
     _run("records", file, map_, map_file, source, tz, strict, workspace)
 
 
 @app.command("transactions")
-def transactions(file: FileArg, map_: MapOpt = None, map_file: MapFileOpt = None, source: SourceOpt = None,
-                 tz: TzOpt = "UTC", strict: StrictOpt = False, workspace: WorkspaceOpt = None) -> None:
+def transactions(
+    file: FileArg,
+    map_: MapOpt = None,
+    map_file: MapFileOpt = None,
+    source: SourceOpt = None,
+    tz: TzOpt = "UTC",
+    strict: StrictOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """A transaction history (customer_id, occurred_at, amount, ...), imported as purchase events."""
     _run("transactions", file, map_, map_file, source, tz, strict, workspace)
 
 
 @app.command("decisions")
-def decisions(file: FileArg, map_: MapOpt = None, map_file: MapFileOpt = None, source: SourceOpt = None,
-              tz: TzOpt = "UTC", strict: StrictOpt = False, workspace: WorkspaceOpt = None) -> None:
+def decisions(
+    file: FileArg,
+    map_: MapOpt = None,
+    map_file: MapFileOpt = None,
+    source: SourceOpt = None,
+    tz: TzOpt = "UTC",
+    strict: StrictOpt = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
     """Logged next-best-action decisions (decision_id, customer_id, action, propensity, reward + context)."""
     _run("decisions", file, map_, map_file, source, tz, strict, workspace)

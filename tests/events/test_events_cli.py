@@ -1,0 +1,99 @@
+"""`cxi import ...` through typer's CliRunner: summary, exit codes, strict mode, mapping files, env workspace."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from contract.workspace import Workspace
+
+RUNNER = CliRunner()
+
+
+def _app() -> tuple[typer.Typer, list[str]]:
+    """The full `cxi` app when its modules import, else the `import` sub-app on its own."""
+    try:
+        return importlib.import_module("cxi.cli").app, ["import"]
+    except ImportError:
+        return importlib.import_module("cxi.commands.imports").app, []
+
+
+@pytest.fixture
+def csv(tmp_path: Path) -> Path:
+    path = tmp_path / "web.csv"
+    pd.DataFrame(
+        {
+            "id": ["e1", "e2", "e3"],
+            "ts": ["2024-05-01T10:00:00Z", "1714557600", "garbage"],
+            "type": ["page_view", "search", "page_view"],
+            "channel": ["web", "web", "web"],
+            "cookie": ["a1", "a2", "a3"],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_import_prints_summary_and_reasons(tmp_path: Path, csv: Path) -> None:
+    app, prefix = _app()
+    ws = tmp_path / "ws"
+    args = [
+        *prefix,
+        "events",
+        str(csv),
+        "--map",
+        "event_id=id,occurred_at=ts",
+        "--map",
+        "anonymous_id=cookie",
+        "--workspace",
+        str(ws),
+    ]
+    result = RUNNER.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.output and "occurred_at: not a recognised timestamp" in result.output
+    assert Workspace(ws).count("events") == 2 and Workspace(ws).count("quarantine") == 1
+    again = RUNNER.invoke(app, args)  # idempotent re-import is not a failure
+    assert again.exit_code == 0 and Workspace(ws).count("events") == 2
+
+
+def test_strict_exits_1_and_writes_nothing(tmp_path: Path, csv: Path) -> None:
+    app, prefix = _app()
+    ws = tmp_path / "ws"
+    result = RUNNER.invoke(
+        app,
+        [
+            *prefix,
+            "events",
+            str(csv),
+            "--map",
+            "event_id=id,occurred_at=ts,anonymous_id=cookie",
+            "--strict",
+            "--workspace",
+            str(ws),
+        ],
+    )
+    assert result.exit_code == 1
+    assert Workspace(ws).tables() == []
+
+
+def test_map_file_and_env_workspace(tmp_path: Path, csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, prefix = _app()
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("event_id: id\noccurred_at: ts\nanonymous_id: cookie\n")
+    monkeypatch.setenv("CXI_WORKSPACE", str(tmp_path / "env_ws"))
+    result = RUNNER.invoke(app, [*prefix, "events", str(csv), "--map-file", str(mapping)])
+    assert result.exit_code == 0, result.output
+    assert Workspace(tmp_path / "env_ws").count("events") == 2
+
+
+def test_nothing_accepted_exits_1_and_bad_mapping_exits_2(tmp_path: Path, csv: Path) -> None:
+    app, prefix = _app()
+    ws = ["--workspace", str(tmp_path / "ws")]
+    all_bad = RUNNER.invoke(app, [*prefix, "events", str(csv), "--map", "event_id=id", *ws])  # no occurred_at
+    assert all_bad.exit_code == 1
+    bad_map = RUNNER.invoke(app, [*prefix, "events", str(csv), "--map", "event_id=missing", *ws])
+    assert bad_map.exit_code == 2 and "missing" in bad_map.output

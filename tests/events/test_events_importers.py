@@ -1,0 +1,249 @@
+"""Importers end to end on tmp workspaces: formats x timestamp forms, mappings, quarantine, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import events
+from contract.errors import ContractError
+from contract.normalize import sha256_hex
+from contract.workspace import Workspace
+from events import import_file, import_frame
+
+TIMESTAMPS = {
+    "iso_offset": "2024-05-01T12:00:00+02:00",
+    "iso_z": "2024-05-01T10:00:00Z",
+    "naive_iso": "2024-05-01T10:00:00",
+    "yyyymmdd": "20240501",
+    "epoch_s": "1714557600",
+    "epoch_ms": "1714557600000",
+}
+EXPECTED = {
+    "iso_offset": "2024-05-01T10:00:00+00:00",
+    "iso_z": "2024-05-01T10:00:00+00:00",
+    "naive_iso": "2024-05-01T10:00:00+00:00",
+    "yyyymmdd": "2024-05-01T00:00:00+00:00",
+    "epoch_s": "2024-05-01T10:00:00+00:00",
+    "epoch_ms": "2024-05-01T10:00:00+00:00",
+}
+
+
+def _events(ts: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"id": "e1", "when": ts, "type": "page_view", "channel": "web", "anonymous_id": "a1"},
+            {
+                "id": "e2",
+                "when": ts,
+                "type": "purchase",
+                "channel": "web",
+                "user_id": "u1",
+                "revenue": 12.5,
+                "email": "Ann@Example.com",
+            },
+            {"id": "e3", "when": ts, "type": "login", "channel": "app", "anonymous_id": "a3"},  # no user_id
+        ]
+    )
+
+
+def _write(df: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_json(path, orient="records", lines=True)
+    return path
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.mark.parametrize("fmt", [".csv", ".jsonl", ".ndjson", ".parquet"])
+@pytest.mark.parametrize("form", sorted(TIMESTAMPS))
+def test_each_format_and_timestamp_form(ws: Workspace, tmp_path: Path, fmt: str, form: str) -> None:
+    df = _events(TIMESTAMPS[form])
+    if fmt != ".csv" and form.startswith("epoch"):
+        df["when"] = df["when"].astype("int64")
+    path = _write(df, tmp_path / f"shop{fmt}")
+    report = import_file(ws, "events", path, mapping={"event_id": "id", "occurred_at": "when"})
+    assert (report.rows, report.accepted, report.quarantined, report.duplicates) == (3, 2, 1, 0)
+    assert report.reasons == {"user_id: required for login and signup events": 1}
+    stored = ws.read("events").to_pandas().sort_values("event_id")
+    assert {t.isoformat() for t in stored["occurred_at"]} == {EXPECTED[form]}
+    assert set(stored["source"]) == {"shop"}
+    assert "email" not in stored.columns
+    assert stored["email_sha256"].iloc[1] == sha256_hex("ann@example.com")
+    assert json.loads(stored["properties"].iloc[1]) == {"revenue": 12.5}
+    q = ws.read("quarantine").to_pandas()
+    assert q["field"].tolist() == ["user_id"] and q["row_index"].tolist() == [2]
+    assert json.loads(q["raw"].iloc[0])["id"] == "e3"
+
+
+def test_nested_and_flat_properties(ws: Workspace) -> None:
+    df = pd.DataFrame(
+        [
+            {
+                "event_id": "n",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "type": "add_to_cart",
+                "channel": "web",
+                "device_id": "d",
+                "properties": {"product_id": "p1", "quantity": 2, "size": "M"},
+            },
+            {
+                "event_id": "f",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "type": "add_to_cart",
+                "channel": "web",
+                "device_id": "d",
+                "product_id": "p2",
+                "quantity": 3,
+                "colour": "red",
+            },
+        ]
+    )
+    assert import_frame(ws, "events", df, source="t").accepted == 2
+    stored = ws.read("events").to_pandas().set_index("event_id")
+    assert stored.loc["n", "product_id"] == "p1" and stored.loc["f", "quantity"] == 3
+    assert json.loads(stored.loc["n", "properties"]) == {"product_id": "p1", "quantity": 2, "size": "M"}
+    assert json.loads(stored.loc["f", "properties"]) == {"product_id": "p2", "quantity": 3, "colour": "red"}
+
+
+def test_reimport_is_idempotent_and_in_file_duplicates_count(ws: Workspace, tmp_path: Path) -> None:
+    df = pd.concat([_events(TIMESTAMPS["iso_z"]), _events(TIMESTAMPS["iso_z"]).iloc[:1]], ignore_index=True)
+    path = _write(df, tmp_path / "e.csv")
+    first = import_file(ws, "events", path, mapping={"event_id": "id", "occurred_at": "when"})
+    assert (first.accepted, first.duplicates, first.quarantined) == (2, 1, 1)
+    again = import_file(ws, "events", path, mapping={"event_id": "id", "occurred_at": "when"})
+    assert (again.accepted, again.duplicates, again.quarantined) == (0, 3, 1)
+    assert ws.count("events") == 2 and ws.count("quarantine") == 1
+
+
+def test_strict_writes_nothing(ws: Workspace) -> None:
+    df = _events(TIMESTAMPS["iso_z"]).rename(columns={"id": "event_id", "when": "occurred_at"})
+    report = import_frame(ws, "events", df, source="s", strict=True)
+    assert not report.written and not report.ok
+    assert ws.tables() == []
+
+
+def test_records_keep_extra_ids_and_normalise(ws: Workspace, tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        [
+            {
+                "customer_number": "C1",
+                "email": " Ann@Example.COM ",
+                "phone": "0044 20 7946 0958",
+                "national_id": "X9",
+                "date_of_birth": "19900105",
+                "user_id": "null",
+            },
+            {
+                "customer_number": "C2",
+                "email": "broken",
+                "phone": None,
+                "national_id": None,
+                "date_of_birth": None,
+                "user_id": None,
+            },
+        ]
+    )
+    path = _write(df, tmp_path / "crm.csv")
+    report = import_file(ws, "records", path, mapping={"record_id": "customer_number"})
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert report.reasons == {"email: not a valid email address": 1}
+    rec = ws.read("records").to_pylist()[0]
+    assert rec["source"] == "crm" and rec["record_id"] == "C1"
+    assert rec["email"] == "ann@example.com" and rec["email_sha256"] == sha256_hex("ann@example.com")
+    assert rec["phone"] == "+442079460958" and rec["phone_sha256"] == sha256_hex("+442079460958")
+    assert json.loads(rec["extra_ids"]) == {"national_id": "X9"}
+    assert str(rec["date_of_birth"]) == "1990-01-05" and rec["user_id"] is None
+    assert import_file(ws, "records", path, mapping={"record_id": "customer_number"}).duplicates == 1
+
+
+def test_transactions_become_idempotent_purchases(ws: Workspace, tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2", "c3"],
+            "occurred_at": ["2024-03-01", "2024-03-01", "2024-03-02T10:00:00+01:00", "2024-03-03"],
+            "amount": [20.0, 5.0, -7.5, 9.0],
+            "order_id": ["o1", "o1", None, None],
+            "product_id": ["p1", "p2", "p3", None],
+            "store": ["Paris", "Paris", "Lyon", "Nice"],
+        }
+    )
+    path = _write(df, tmp_path / "till.parquet")
+    report = import_file(ws, "transactions", path)
+    assert report.accepted == 4
+    ev = ws.read("events").to_pandas().set_index("event_id")
+    assert {"txn:o1:p1", "txn:o1:p2"} <= set(ev.index)
+    assert set(ev["type"]) == {"purchase"} and set(ev["channel"]) == {"store"}
+    assert ev.loc["txn:o1:p1", "user_id"] == "c1" and ev.loc["txn:o1:p1", "revenue"] == 20.0
+    assert json.loads(ev.loc["txn:o1:p2", "properties"])["store"] == "Paris"
+    assert (ev["revenue"] < 0).sum() == 1  # a return
+    assert import_file(ws, "transactions", path).duplicates == 4
+
+
+def test_decisions_keep_context(ws: Workspace) -> None:
+    df = pd.DataFrame(
+        {
+            "decision_id": ["d1", "d2"],
+            "customer_id": ["c1", "c2"],
+            "occurred_at": ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"],
+            "action": ["offer_a", "offer_b"],
+            "propensity": [0.25, 0.0],
+            "reward": [1, 0],
+            "segment": ["gold", "silver"],
+        }
+    )
+    report = import_frame(ws, "decisions", df, source="nba")
+    assert (report.accepted, report.reasons) == (1, {"propensity: must be > 0": 1})
+    stored = ws.read("decisions").to_pylist()[0]
+    assert stored["segment"] == "gold" and stored["propensity"] == 0.25
+
+
+def test_bad_inputs_name_the_problem(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="--map"):
+        import_frame(ws, "events", _events("x"), source="s", mapping={"event_id": "nope"})
+    with pytest.raises(ContractError, match="tz"):
+        import_frame(ws, "events", _events("x"), source="s", tz="Mars/Base")
+    with pytest.raises(ContractError, match="unsupported file type"):
+        import_file(ws, "events", tmp_path / "e.xlsx")
+
+
+def test_public_api() -> None:
+    assert sorted(events.__all__) == ["ImportReport", "KINDS", "import_file", "import_frame"]
+
+
+ROW = st.fixed_dictionaries(
+    {
+        "event_id": st.sampled_from(["a", "b", "c", "d", "", None]),
+        "occurred_at": st.sampled_from(["2024-01-01T00:00:00Z", "20240101", "nope", None]),
+        "type": st.sampled_from(["page_view", "login", "purchase", "bogus"]),
+        "channel": st.sampled_from(["web", "app"]),
+        "anonymous_id": st.sampled_from(["x1", "null", None]),
+        "revenue": st.sampled_from([None, 3.0, -1.0]),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(ROW, max_size=15))
+def test_conservation_and_idempotence(tmp_path_factory: pytest.TempPathFactory, rows: list[dict]) -> None:
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    df = pd.DataFrame(rows, columns=["event_id", "occurred_at", "type", "channel", "anonymous_id", "revenue"])
+    first = import_frame(ws, "events", df, source="gen")
+    assert first.accepted + first.quarantined + first.duplicates == len(rows)
+    assert ws.count("events") == first.accepted
+    again = import_frame(ws, "events", df, source="gen")
+    assert again.accepted == 0 and again.duplicates == first.accepted + first.duplicates
+    assert again.quarantined == first.quarantined
+    assert ws.count("events") == first.accepted
