@@ -6,21 +6,14 @@ that appears in events, records or transactions is listed with its person(s).
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
-from contract.normalize import normalize_email_series, normalize_phone_series
+from contract.normalize import normalize_email_series, normalize_phone_series, sha256_series
 from simulator.config import SimConfig
 from simulator.population import Population
 
 EVENT_IDENTIFIERS = ("user_id", "email_sha256", "phone_sha256", "loyalty_id", "device_id", "anonymous_id")
-
-
-def _sha(s: pd.Series) -> list[str]:
-    # contract.normalize.sha256_series raises on a series without nulls (pandas 2.3 putmask): hash here
-    return [hashlib.sha256(v.encode("utf-8")).hexdigest() for v in s]
 
 
 def identifiers(events: pd.DataFrame, records: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
@@ -66,7 +59,7 @@ def identifiers(events: pd.DataFrame, records: pd.DataFrame, transactions: pd.Da
             pd.DataFrame(
                 {
                     "identifier_type": kind,
-                    "identifier_value": _sha(norm(rec.loc[m, col])),
+                    "identifier_value": sha256_series(norm(rec.loc[m, col])).to_numpy(),
                     "person_id": rec.loc[m, "person_id"],
                 }
             )
