@@ -18,7 +18,8 @@ app = typer.Typer(no_args_is_help=True, help="Feast feature store: apply definit
 console = Console()
 
 WorkspaceOpt = Annotated[
-    Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: CXI_WORKSPACE or ./workspace).")
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder (default: CXI_WORKSPACE or ./workspace)."),
 ]
 
 
@@ -37,7 +38,9 @@ def apply(workspace: WorkspaceOpt = None) -> None:
     started = time.perf_counter()
     with console.status("Applying Feast definitions..."):
         names = FeatureRepo(settings).apply()
-    console.print(f"[green]Applied[/] {len(names)} objects ({', '.join(names)}) in {time.perf_counter() - started:.1f}s")
+    console.print(
+        f"[green]Applied[/] {len(names)} objects ({', '.join(names)}) in {time.perf_counter() - started:.1f}s"
+    )
     console.print(f"Registry: {settings.feast_dir / 'registry.db'}")
 
 
@@ -64,7 +67,8 @@ def build(workspace: WorkspaceOpt = None) -> None:
 def materialize(
     workspace: WorkspaceOpt = None,
     end: Annotated[
-        datetime | None, typer.Option(help="Materialize snapshots up to this instant, UTC (default: the newest).")
+        datetime | None,
+        typer.Option(help="Materialize snapshots up to this instant, UTC (default: the newest)."),
     ] = None,
 ) -> None:
     """Load each customer's latest snapshot into the SQLite online store (applies definitions first)."""
@@ -78,7 +82,26 @@ def materialize(
     with console.status("Materializing..."):
         repo.apply()
         used = repo.materialize(end.replace(tzinfo=end.tzinfo or UTC) if end else None)
+    seconds = time.perf_counter() - started
+    customers = _customers_at(settings, used)
     console.print(
-        f"[green]Materialized[/] snapshots as of {used} into {settings.feast_dir / 'online.db'}"
-        f" in {time.perf_counter() - started:.1f}s"
+        f"[green]Materialized[/] {customers:,} customers' latest snapshots (as of {used})"
+        f" into {settings.feast_dir / 'online.db'} in {seconds:.1f}s"
     )
+
+
+def _customers_at(settings: Settings, end: datetime) -> int:
+    """Customers with a snapshot in the cadence window ending at `end` (what materialize loaded)."""
+    from datetime import timedelta
+
+    import duckdb
+
+    from features.definitions import JOIN_KEY, TIMESTAMP_FIELD, snapshot_path
+
+    start = end - timedelta(days=settings.feature_snapshot_days)
+    with duckdb.connect() as con:
+        row = con.execute(
+            f"SELECT count(DISTINCT {JOIN_KEY}) FROM read_parquet(?) WHERE {TIMESTAMP_FIELD} > ? AND {TIMESTAMP_FIELD} <= ?",
+            [str(snapshot_path(settings)), start, end],
+        ).fetchone()
+    return int(row[0]) if row else 0

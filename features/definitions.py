@@ -1,0 +1,111 @@
+"""Feast objects for CXI: entity `customer`, source, feature view `customer_activity`, service `churn_v1`.
+
+The feature catalogue is plain Python (importing it is instant); Feast objects are built by `build(settings)`,
+the one place that turns Settings into paths. `features/repo/definitions.py` calls it for `feast` CLI users.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from contract.errors import NotFoundError
+from contract.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import Entity, FeatureService, FeatureView, FileSource
+
+ENTITY = "customer"
+JOIN_KEY = "customer_id"
+FEATURE_VIEW = "customer_activity"
+SOURCE = "customer_activity_snapshots"
+TIMESTAMP_FIELD = "event_timestamp"
+CREATED_FIELD = "created"
+#: Generous: recency lives in the features themselves, so a stale snapshot is still a valid snapshot.
+TTL = timedelta(days=3650)
+
+Kind = Literal["int", "float"]
+
+#: (name, kind, description) in the stable order every consumer sees.
+FEATURES: tuple[tuple[str, Kind, str], ...] = (
+    ("days_since_last_event", "float", "Days from the last event to as_of (null: none yet)."),
+    ("days_since_last_purchase", "float", "Days from the last purchase to as_of (null: never bought)."),
+    ("days_since_first_seen", "float", "Days from the first event to as_of."),
+    ("events_7d", "int", "Events in the 7 days up to as_of."),
+    ("events_30d", "int", "Events in the 30 days up to as_of."),
+    ("events_90d", "int", "Events in the 90 days up to as_of."),
+    ("sessions_7d", "int", "Sessions started in 7 days (a session ends after a 30-minute gap)."),
+    ("sessions_30d", "int", "Sessions started in 30 days."),
+    ("sessions_90d", "int", "Sessions started in 90 days."),
+    ("purchases_7d", "int", "Purchases (online or store, returns excluded) in 7 days."),
+    ("purchases_30d", "int", "Purchases in 30 days."),
+    ("purchases_90d", "int", "Purchases in 90 days."),
+    ("revenue_7d", "float", "Revenue net of returns in 7 days."),
+    ("revenue_30d", "float", "Revenue net of returns in 30 days."),
+    ("revenue_90d", "float", "Revenue net of returns in 90 days."),
+    ("product_views_7d", "int", "Product views in 7 days."),
+    ("product_views_30d", "int", "Product views in 30 days."),
+    ("email_opens_30d", "int", "Email opens in 30 days."),
+    ("email_clicks_30d", "int", "Email clicks in 30 days."),
+    ("support_tickets_30d", "int", "Support tickets in 30 days."),
+    ("support_tickets_90d", "int", "Support tickets in 90 days."),
+    ("avg_order_value_90d", "float", "revenue_90d / purchases_90d (null: no purchase)."),
+    ("cart_adds_no_purchase_30d", "int", "Cart adds in 30 days not followed by a purchase (up to as_of)."),
+    ("distinct_categories_30d", "int", "Distinct product categories touched in 30 days."),
+    ("snapshot_at", "int", "The snapshot's as_of, unix seconds (tells a reader how fresh the row is)."),
+)
+
+#: Feature service -> (feature view, feature names). One service per model version.
+SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "churn_v1": (FEATURE_VIEW, tuple(name for name, _, _ in FEATURES)),
+}
+
+
+def feature_names(service: str = "churn_v1") -> list[str]:
+    """The features a service serves, in stable order (no Feast import)."""
+    if service not in SERVICES:
+        raise NotFoundError(
+            f"feature service {service!r} is not defined (known: {', '.join(sorted(SERVICES))})"
+        )
+    return list(SERVICES[service][1])
+
+
+def snapshot_path(settings: Settings) -> Path:
+    """The offline snapshot Parquet file the FileSource reads."""
+    return settings.feast_dir / "offline" / f"{FEATURE_VIEW}.parquet"
+
+
+def build(settings: Settings) -> list[Entity | FileSource | FeatureView | FeatureService]:
+    """Every Feast object of the repository, with paths taken from `settings`."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64, Int64
+
+    dtypes = {"int": Int64, "float": Float64}
+    customer = Entity(
+        name=ENTITY,
+        join_keys=[JOIN_KEY],
+        value_type=ValueType.STRING,
+        description="A resolved customer profile (identity map customer_id).",
+    )
+    source = FileSource(
+        name=SOURCE,
+        path=str(snapshot_path(settings)),
+        timestamp_field=TIMESTAMP_FIELD,
+        created_timestamp_column=CREATED_FIELD,
+        description="Daily point-in-time feature snapshots written by `cxi features build`.",
+    )
+    view = FeatureView(
+        name=FEATURE_VIEW,
+        entities=[customer],
+        ttl=TTL,
+        schema=[Field(name=n, dtype=dtypes[k], description=d) for n, k, d in FEATURES],
+        source=source,
+        online=True,
+        description="Recency, frequency, monetary and engagement of a customer as of a snapshot instant.",
+    )
+    services = [
+        FeatureService(name=name, features=[view[list(names)]], description=f"Features of model {name}.")
+        for name, (_, names) in SERVICES.items()
+    ]
+    return [customer, source, view, *services]

@@ -1,0 +1,135 @@
+"""`FeatureRepo`: the Feast store of a workspace, configured from Settings (no feature_store.yaml needed).
+
+Registry, SQLite online store and offline snapshots all live under ``<workspace>/feast/``. The offline store
+is Feast's `duckdb` store: its point-in-time join keeps every entity row (a row with no snapshot yet comes
+back with nulls), while the `file` (Dask) store of Feast 0.67 silently drops such rows.
+Feast is imported lazily, inside the methods, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from contract.errors import ContractError, WorkspaceError
+from contract.settings import Settings
+from contract.workspace import Workspace
+from features import definitions
+from features.definitions import JOIN_KEY, TIMESTAMP_FIELD, feature_names, snapshot_path
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore, RepoConfig
+
+    from features.snapshots import SnapshotReport
+
+PROJECT = "cxi"
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The RepoConfig equivalent of features/repo/feature_store.yaml, with workspace paths."""
+    from feast import RepoConfig
+
+    d = settings.feast_dir
+    return RepoConfig(
+        project=PROJECT,
+        provider="local",
+        registry=str(d / "registry.db"),
+        online_store={"type": "sqlite", "path": str(d / "online.db")},
+        offline_store={"type": "duckdb"},
+        entity_key_serialization_version=3,
+        repo_path=d,
+    )
+
+
+class FeatureRepo:
+    """Apply definitions, build snapshots, materialize, and read features offline and online."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.last_build: SnapshotReport | None = None
+        self._services: dict[str, FeatureService] = {}
+
+    @cached_property
+    def store(self) -> FeatureStore:
+        from feast import FeatureStore
+
+        self.settings.feast_dir.mkdir(parents=True, exist_ok=True)
+        return FeatureStore(repo_path=str(self.settings.feast_dir), config=repo_config(self.settings))
+
+    # --- batch ---
+    def apply(self) -> list[str]:
+        """Register entity, source, feature views and services; returns the applied object names."""
+        objects = definitions.build(self.settings)
+        self.store.apply(objects)
+        return [obj.name for obj in objects]
+
+    def build(self, ws: Workspace) -> Path:
+        """Run the snapshot batch job; returns the offline Parquet path (details in `last_build`)."""
+        from features.snapshots import build_snapshots
+
+        self.last_build = build_snapshots(self.settings, ws)
+        return self.last_build.path
+
+    def latest_snapshot(self) -> datetime:
+        """The as_of of the newest offline snapshot."""
+        import duckdb
+
+        path = snapshot_path(self.settings)
+        if not path.exists():
+            raise WorkspaceError(f"no feature snapshots at {path}: run `cxi features build` first")
+        with duckdb.connect() as con:
+            row = con.execute(f"SELECT max({TIMESTAMP_FIELD}) FROM read_parquet(?)", [str(path)]).fetchone()
+        if row is None or row[0] is None:
+            raise WorkspaceError(f"feature snapshots at {path} are empty")
+        return pd.Timestamp(row[0]).tz_convert(UTC).to_pydatetime()
+
+    def materialize(self, end: datetime | None = None) -> datetime:
+        """Load, per customer, the latest snapshot at or before `end` (default: newest) into the online store.
+
+        Every customer has a snapshot every `feature_snapshot_days` up to the log's last day, so one cadence
+        window before `end` holds everyone's latest. Returns the end used.
+        """
+        if end is not None and end.tzinfo is None:
+            raise ContractError("end", "must be timezone-aware")
+        end = end or self.latest_snapshot()
+        start = end - timedelta(days=self.settings.feature_snapshot_days)
+        self.store.materialize(start_date=start, end_date=end + timedelta(microseconds=1))
+        self._services.clear()
+        return end
+
+    # --- reads ---
+    def _service(self, service: str) -> FeatureService:
+        if service not in self._services:
+            feature_names(service)  # a clear error for an unknown service
+            self._services[service] = self.store.get_feature_service(service)
+        return self._services[service]
+
+    def historical(self, entity_df: pd.DataFrame, service: str = "churn_v1") -> pd.DataFrame:
+        """Point-in-time features: per row (order kept), the latest snapshot at or before its event_timestamp.
+
+        Extra columns of `entity_df` (labels, ...) pass through; rows without a snapshot get nulls.
+        """
+        for col in (JOIN_KEY, TIMESTAMP_FIELD):
+            if col not in entity_df.columns:
+                raise ContractError(f"entity_df.{col}", "column is missing")
+        if not pd.api.types.is_datetime64_any_dtype(entity_df[TIMESTAMP_FIELD]):
+            raise ContractError(
+                f"entity_df.{TIMESTAMP_FIELD}", "must be a datetime column", entity_df[TIMESTAMP_FIELD].dtype
+            )
+        frame = entity_df.assign(_row=range(len(entity_df)))
+        job = self.store.get_historical_features(entity_df=frame, features=self._service(service))
+        out = job.to_df().sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
+        return out[[*entity_df.columns, *feature_names(service)]]
+
+    def online(self, customer_ids: list[str], service: str = "churn_v1") -> pd.DataFrame:
+        """Latest materialized features, one row per id in the order given, plus `features_as_of` (UTC)."""
+        rows = [{JOIN_KEY: str(c)} for c in customer_ids]
+        frame = self.store.get_online_features(features=self._service(service), entity_rows=rows).to_df()
+        names = feature_names(service)
+        frame = frame[[JOIN_KEY, *names]]
+        frame["features_as_of"] = pd.to_datetime(frame["snapshot_at"], unit="s", utc=True)
+        return frame
