@@ -1,41 +1,65 @@
-"""The shared contract: schemas, normalisation, settings, workspace and the error root. Depends on nothing in CXI."""
+"""The shared contract: schemas, normalisation, settings, workspace and the error root. Depends on nothing in CXI.
 
-from contract.errors import ContractError, CXIError, NotFoundError, WorkspaceError
-from contract.schemas import (
-    EVENTS_SCHEMA,
-    IDENTIFIER_TYPES,
-    QUARANTINE_SCHEMA,
-    RECORDS_SCHEMA,
-    Channel,
-    ConsentPurpose,
-    CustomerRecord,
-    Decision,
-    Event,
-    EventProperties,
-    EventType,
-    Transaction,
-)
-from contract.settings import REPO_ROOT, Settings
-from contract.workspace import Workspace
+Names are re-exported lazily (PEP 562): importing one submodule does not pay for pydantic-settings, DuckDB
+and pyarrow at once, which keeps short-lived commands such as `cxi identity link` fast.
+"""
 
-__all__ = [
-    "EVENTS_SCHEMA",
-    "IDENTIFIER_TYPES",
-    "QUARANTINE_SCHEMA",
-    "RECORDS_SCHEMA",
-    "REPO_ROOT",
-    "CXIError",
-    "Channel",
-    "ConsentPurpose",
-    "ContractError",
-    "CustomerRecord",
-    "Decision",
-    "Event",
-    "EventProperties",
-    "EventType",
-    "NotFoundError",
-    "Settings",
-    "Transaction",
-    "Workspace",
-    "WorkspaceError",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "CXIError": "contract.errors",
+    "ContractError": "contract.errors",
+    "NotFoundError": "contract.errors",
+    "WorkspaceError": "contract.errors",
+    "EVENTS_SCHEMA": "contract.schemas",
+    "IDENTIFIER_TYPES": "contract.schemas",
+    "QUARANTINE_SCHEMA": "contract.schemas",
+    "RECORDS_SCHEMA": "contract.schemas",
+    "Channel": "contract.schemas",
+    "ConsentPurpose": "contract.schemas",
+    "CustomerRecord": "contract.schemas",
+    "Decision": "contract.schemas",
+    "Event": "contract.schemas",
+    "EventProperties": "contract.schemas",
+    "EventType": "contract.schemas",
+    "Transaction": "contract.schemas",
+    "REPO_ROOT": "contract.settings",
+    "Settings": "contract.settings",
+    "Workspace": "contract.workspace",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'contract' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from contract.errors import ContractError, CXIError, NotFoundError, WorkspaceError
+    from contract.schemas import (
+        EVENTS_SCHEMA,
+        IDENTIFIER_TYPES,
+        QUARANTINE_SCHEMA,
+        RECORDS_SCHEMA,
+        Channel,
+        ConsentPurpose,
+        CustomerRecord,
+        Decision,
+        Event,
+        EventProperties,
+        EventType,
+        Transaction,
+    )
+    from contract.settings import REPO_ROOT, Settings
+    from contract.workspace import Workspace

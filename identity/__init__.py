@@ -2,25 +2,46 @@
 
 `IdentityResolver(ws).resolve()` writes `identity_map` (identifier_type, identifier_value, customer_id,
 first_seen) and `identity_guard_log`; `IdentityIndex.load(ws)` answers lookups in memory;
-`attach_customer_ids(con)` / `resolved_events(ws)` give every event its customer_id.
+`attach_customer_ids(con)` / `resolved_events(ws)` give every event its customer_id; `identity.match` links
+records probabilistically. Names are re-exported lazily (PEP 562) so `identity.match` alone stays light.
 """
 
-from identity.config import StitchConfig
-from identity.errors import IdentityError
-from identity.index import IdentityIndex
-from identity.resolved import attach_customer_ids, resolved_events
-from identity.resolver import IdentityResolver, ResolveReport
-from identity.stitch import IDENTITY_MAP_SCHEMA, Stitcher, connected_components
+from __future__ import annotations
 
-__all__ = [
-    "IDENTITY_MAP_SCHEMA",
-    "IdentityError",
-    "IdentityIndex",
-    "IdentityResolver",
-    "ResolveReport",
-    "StitchConfig",
-    "Stitcher",
-    "attach_customer_ids",
-    "connected_components",
-    "resolved_events",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "StitchConfig": "identity.config",
+    "IdentityError": "identity.errors",
+    "IdentityIndex": "identity.index",
+    "attach_customer_ids": "identity.resolved",
+    "resolved_events": "identity.resolved",
+    "IdentityResolver": "identity.resolver",
+    "ResolveReport": "identity.resolver",
+    "IDENTITY_MAP_SCHEMA": "identity.stitch",
+    "Stitcher": "identity.stitch",
+    "connected_components": "identity.stitch",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'identity' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from identity.config import StitchConfig
+    from identity.errors import IdentityError
+    from identity.index import IdentityIndex
+    from identity.resolved import attach_customer_ids, resolved_events
+    from identity.resolver import IdentityResolver, ResolveReport
+    from identity.stitch import IDENTITY_MAP_SCHEMA, Stitcher, connected_components
