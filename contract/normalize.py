@@ -14,7 +14,9 @@ import pandas as pd
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-JUNK_VALUES: frozenset[str] = frozenset({"", "null", "none", "nan", "n/a", "na", "undefined", "0", "-", "unknown"})
+JUNK_VALUES: frozenset[str] = frozenset(
+    {"", "null", "none", "nan", "n/a", "na", "undefined", "0", "-", "unknown"}
+)
 
 
 def sha256_hex(value: str) -> str:

@@ -91,7 +91,8 @@ class EventProperties(BaseModel):
     offer_id: str | None = Field(None, description="Offer shown or accepted.")
     query: str | None = Field(None, description="Search text.")
     consent: dict[ConsentPurpose, bool] | None = Field(
-        None, description="consent_update: purpose -> granted (analytics, personalization, marketing, advertising)."
+        None,
+        description="consent_update: purpose -> granted (analytics, personalization, marketing, advertising).",
     )
 
 
@@ -104,14 +105,18 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
-    event_id: str = Field(min_length=1, max_length=128, description="Unique id; a repeated id is a duplicate.")
+    event_id: str = Field(
+        min_length=1, max_length=128, description="Unique id; a repeated id is a duplicate."
+    )
     occurred_at: AwareDatetime = Field(description="When it happened; timezone required, stored as UTC.")
     type: EventType
     channel: Channel
     anonymous_id: Identifier = Field(None, description="First-party cookie id.")
     device_id: Identifier = Field(None, description="Device / app-instance id.")
     user_id: Identifier = Field(None, description="The brand's login id; present only when authenticated.")
-    email_sha256: Identifier = Field(None, description="SHA-256 of the normalised email (lower-case, trimmed).")
+    email_sha256: Identifier = Field(
+        None, description="SHA-256 of the normalised email (lower-case, trimmed)."
+    )
     phone_sha256: Identifier = Field(None, description="SHA-256 of the normalised phone (digits, leading +).")
     loyalty_id: Identifier = Field(None, description="Loyalty card number.")
     ip: str | None = Field(None, max_length=64)
@@ -212,7 +217,9 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    customer_id: str = Field(min_length=1, description="The brand's own customer number (the contract's user_id).")
+    customer_id: str = Field(
+        min_length=1, description="The brand's own customer number (the contract's user_id)."
+    )
     occurred_at: AwareDatetime
     amount: float = Field(description="Order value; negative amounts are returns.")
     order_id: str | None = None
@@ -227,7 +234,9 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     decision_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1, description="The brand's customer number (the contract's user_id).")
+    customer_id: str = Field(
+        min_length=1, description="The brand's customer number (the contract's user_id)."
+    )
     occurred_at: AwareDatetime
     action: str = Field(min_length=1, description="The action (offer) the logging policy chose.")
     propensity: float = Field(gt=0, le=1, description="Probability the logging policy chose this action.")
@@ -255,7 +264,10 @@ EVENTS_SCHEMA = pa.schema(
         ("occurred_at", TS),
         ("type", pa.string()),
         ("channel", pa.string()),
-        *[(k, pa.string()) for k in ("anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256", "loyalty_id")],
+        *[
+            (k, pa.string())
+            for k in ("anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256", "loyalty_id")
+        ],
         ("ip", pa.string()),
         ("user_agent", pa.string()),
         *PROPERTY_COLUMNS.items(),
@@ -289,7 +301,14 @@ RECORDS_SCHEMA = pa.schema(
     ]
 )
 
-DECISIONS_BASE_COLUMNS: tuple[str, ...] = ("decision_id", "customer_id", "occurred_at", "action", "propensity", "reward")
+DECISIONS_BASE_COLUMNS: tuple[str, ...] = (
+    "decision_id",
+    "customer_id",
+    "occurred_at",
+    "action",
+    "propensity",
+    "reward",
+)
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "cxi"
 
     # --- feature store ---
-    feast_repo: Path = Field(REPO_ROOT / "features" / "repo", description="Feast repository (definitions only).")
+    feast_repo: Path = Field(
+        REPO_ROOT / "features" / "repo", description="Feast repository (definitions only)."
+    )
     feature_snapshot_days: int = Field(1, ge=1, description="Cadence of offline feature snapshots (days).")
 
     # --- churn definition ---

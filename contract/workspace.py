@@ -38,7 +38,11 @@ class Workspace:
 
     def tables(self) -> list[str]:
         base = self.root / "tables"
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if base.is_dir() else []
+        return (
+            sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+            if base.is_dir()
+            else []
+        )
 
     def glob(self, name: str) -> str:
         return str(self.table_dir(name) / "*.parquet")

@@ -18,12 +18,14 @@ app.command("simulate", help="Simulate a brand (events, records, transactions, d
     simulate.simulate
 )
 app.add_typer(identity.app, name="identity", help="Resolve identifiers into persistent customer profiles.")
-app.add_typer(features.app, name="features", help="Feast feature store: apply definitions, build, materialize.")
+app.add_typer(
+    features.app, name="features", help="Feast feature store: apply definitions, build, materialize."
+)
 app.add_typer(train.app, name="train", help="Train models from Feast features and register them in MLflow.")
 app.command("serve", help="Start the BentoML scoring service.")(serve.serve)
-app.command("run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve.")(
-    pipeline.run
-)
+app.command(
+    "run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve."
+)(pipeline.run)
 
 
 if __name__ == "__main__":

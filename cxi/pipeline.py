@@ -129,7 +129,11 @@ def run_chain(
 
         return str(train_churn(settings, ws))
 
-    step("train_churn", table_fingerprint(ws, "events", "identity_map") + f":{settings.churn_horizon_days}", train)
+    step(
+        "train_churn",
+        table_fingerprint(ws, "events", "identity_map") + f":{settings.churn_horizon_days}",
+        train,
+    )
     return report
 
 

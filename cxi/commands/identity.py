@@ -13,7 +13,9 @@ from cxi.commands.link import link
 
 app = typer.Typer(no_args_is_help=True, help="Resolve identifiers into persistent customer profiles.")
 console = Console()
-app.command("link", help="Link plain customer-record files probabilistically (writes clusters and pairs).")(link)
+app.command("link", help="Link plain customer-record files probabilistically (writes clusters and pairs).")(
+    link
+)
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -91,4 +93,3 @@ def lookup(
     for t, v in index.identifiers_of(customer):
         table.add_row(t, v)
     console.print(table)
-

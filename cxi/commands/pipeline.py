@@ -14,13 +14,21 @@ console = Console()
 
 
 def run(
-    customers: Annotated[int, typer.Option(help="Customers to simulate when the workspace is empty.")] = 10_000,
+    customers: Annotated[
+        int, typer.Option(help="Customers to simulate when the workspace is empty.")
+    ] = 10_000,
     days: Annotated[int, typer.Option(help="Days of history to simulate.")] = 90,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
-    workspace: Annotated[Path | None, typer.Option(envvar="CXI_WORKSPACE", help="Workspace directory.")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(envvar="CXI_WORKSPACE", help="Workspace directory.")
+    ] = None,
     port: Annotated[int, typer.Option(envvar="CXI_PORT", help="Service port.")] = 3000,
-    serve: Annotated[bool, typer.Option(help="Start the service at the end (--no-serve to stop after training).")] = True,
-    force: Annotated[bool, typer.Option(help="Re-run every step even when its inputs are unchanged.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="Start the service at the end (--no-serve to stop after training).")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option(help="Re-run every step even when its inputs are unchanged.")
+    ] = False,
 ) -> None:
     """Simulate (if empty) -> stitch -> features apply/build/materialize -> train churn -> register -> serve."""
     from contract import Settings, Workspace

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +30,9 @@ def serve(
     settings = Settings(**overrides)
     url = f"http://{settings.host}:{settings.port}"
     proc = server.start(settings)
+    # the server runs in its own session: make SIGTERM/SIGHUP unwind through `finally` so it is stopped too
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     try:
         server.wait_ready(url, proc, timeout=300, path="/livez")
         console.print(f"Service up: [cyan]{url}[/cyan]  (OpenAPI UI at {url}/, health {url}/readyz)")
@@ -38,9 +43,12 @@ def serve(
             )
         console.print(
             f"Try: [cyan]curl -s -X POST {url}/v1/scores/churn -H 'content-type: application/json' "
-            '-d \'{"customer_id": "<id>"}\'[/cyan]  (or user_id, email, anonymous_id, device_id, ...)'
+            f"-d '{_example_body(settings.workspace)}'[/cyan]  (any one of customer_id, user_id, email, "
+            "anonymous_id, device_id, ...)"
         )
-        proc.wait()
+        code = proc.wait()
+        console.print(f"[red]server exited with code {code}[/red]")
+        raise typer.Exit(code or 1)
     except server.ServerError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
@@ -48,5 +56,19 @@ def serve(
         console.print("stopping")
     finally:
         server.stop(proc)
-    if proc.returncode not in (0, None, -15):
-        raise typer.Exit(proc.returncode)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _example_body(workspace: Path) -> str:
+    """A real identifier from the workspace's identity map when there is one, else a placeholder."""
+    try:
+        from contract.workspace import Workspace
+        from cxi.pipeline import example_identifier
+
+        body = example_identifier(Workspace(workspace))
+    except Exception:  # only a hint for the user; never fail the command over it
+        body = {}
+    return json.dumps(body or {"customer_id": "<id>"})

@@ -17,15 +17,22 @@ console = Console()
 @app.command()
 def churn(
     horizon_days: Annotated[
-        int | None, typer.Option("--horizon-days", min=1, help="Churned = no activity within N days (default: settings).")
+        int | None,
+        typer.Option(
+            "--horizon-days", min=1, help="Churned = no activity within N days (default: settings)."
+        ),
     ] = None,
     as_of: Annotated[
         datetime | None,
-        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Holdout as-of date (default: latest with a full horizon)."),
+        typer.Option(
+            "--as-of", formats=["%Y-%m-%d"], help="Holdout as-of date (default: latest with a full horizon)."
+        ),
     ] = None,
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."),
+        typer.Option(
+            "--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."
+        ),
     ] = None,
 ) -> None:
     """Labels from the event log, features through Feast (churn_v1), LightGBM, registered as `churn`."""
@@ -37,7 +44,10 @@ def churn(
     try:
         with console.status("training churn"):
             result = train_churn(
-                settings, Workspace(settings.workspace), as_of=as_of.date() if as_of else None, horizon_days=horizon_days
+                settings,
+                Workspace(settings.workspace),
+                as_of=as_of.date() if as_of else None,
+                horizon_days=horizon_days,
             )
     except CXIError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -52,7 +62,10 @@ def churn(
     for key, value in result.rows.items():
         table.add_row(f"rows {key}", str(value))
     table.add_row("horizon (days)", str(plan.horizon_days))
-    table.add_row("train as-of", f"{plan.train_as_of[0].date()} .. {plan.train_as_of[-1].date()} ({len(plan.train_as_of)})")
+    table.add_row(
+        "train as-of",
+        f"{plan.train_as_of[0].date()} .. {plan.train_as_of[-1].date()} ({len(plan.train_as_of)})",
+    )
     table.add_row("holdout as-of", str(plan.holdout_as_of.date()))
     table.add_row("features", str(len(result.feature_names)))
     table.add_row("previous champion", f"v{result.champion_before}" if result.champion_before else "none")
