@@ -1,0 +1,292 @@
+"""Churn training: labels from the event log, features only through Feast, LightGBM, MLflow registry.
+
+Time design (no leakage across time). Every as-of instant T is a snapshot instant of the feature store (a
+day's 23:59:59 UTC), so features count events <= T and labels events in (T, T + H].
+
+* holdout: the latest T with T + H <= the end of the log (or ``as_of``);
+* training: T_h - H, then every ``step_days`` further back, so every training label window ends by T_h;
+* early stopping on a customer-grouped validation split of the training rows.
+
+A new model becomes ``champion`` when there is none, or when its holdout ROC-AUC is not below the current
+champion's scored on the very same holdout rows; otherwise it gets alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from contract.errors import ContractError, WorkspaceError
+from contract.settings import Settings
+from contract.workspace import Workspace
+from training.evaluation import binary_metrics, diagnostic_figures, roc_auc
+from training.labels import churn_labels, log_bounds, to_utc
+from training.model import ChurnModel
+from training.promotion import decide
+from training.registry import Registry, TrainingRecord
+
+MODEL_NAME = "churn"
+FEATURE_SERVICE = "churn_v1"
+#: Served with the features but not a model input: an absolute time says nothing that carries over in time.
+NOT_MODEL_INPUTS: frozenset[str] = frozenset({"snapshot_at"})
+LABEL = "churned"
+
+
+@dataclass(frozen=True)
+class ChurnPlan:
+    """The as-of instants of one training run."""
+
+    holdout_as_of: datetime
+    train_as_of: list[datetime]
+    horizon_days: int
+    lookback_days: int
+    activity: str
+
+
+@dataclass
+class ChurnResult:
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    metrics: dict[str, float]
+    champion_before: str | None
+    champion_before_roc_auc: float | None
+    plan: ChurnPlan
+    rows: dict[str, int]
+    feature_names: list[str]
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        m = self.metrics
+        return (
+            f"{self.name} v{self.version} @{self.alias}: holdout ROC-AUC {m['holdout_roc_auc']:.3f}, "
+            f"PR-AUC {m['holdout_pr_auc']:.3f}, Brier {m['holdout_brier']:.3f} "
+            f"({self.rows['train']} train / {self.rows['holdout']} holdout rows, {self.seconds:.1f}s)"
+        )
+
+
+def _day_end(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
+
+
+def plan_as_of(
+    first: datetime,
+    last: datetime,
+    *,
+    horizon_days: int,
+    as_of: datetime | date | None = None,
+    lookback_days: int = 90,
+    activity: str = "any",
+    step_days: int = 7,
+    max_train_dates: int = 12,
+    min_history_days: int = 14,
+) -> ChurnPlan:
+    """Holdout and training as-of instants (day ends, UTC) for a log spanning [first, last]."""
+    if step_days < 1:
+        raise ContractError("step_days", "must be at least 1", step_days)
+    if as_of is None:
+        holdout = _day_end((last - timedelta(days=horizon_days)).date())
+        if holdout + timedelta(days=horizon_days) > last:
+            holdout -= timedelta(days=1)
+    else:
+        day = to_utc(as_of).date() if isinstance(as_of, datetime) else as_of
+        holdout = _day_end(day)
+        if holdout + timedelta(days=horizon_days) > last:
+            raise ContractError(
+                "as_of",
+                f"the {horizon_days}-day horizon after it runs past the end of the event log ({last.isoformat()})",
+                day.isoformat(),
+            )
+    earliest = _day_end(first.date()) + timedelta(days=min_history_days)
+    train: list[datetime] = []
+    t = holdout - timedelta(days=horizon_days)
+    while t >= earliest and len(train) < max_train_dates:
+        train.append(t)
+        t -= timedelta(days=step_days)
+    if not train:
+        raise WorkspaceError(
+            f"event log too short for churn training: {first.date()}..{last.date()} leaves no training as-of date "
+            f"{horizon_days} days before the holdout ({holdout.date()}) with {min_history_days} days of history; "
+            "import a longer history or use a shorter --horizon-days"
+        )
+    return ChurnPlan(holdout, sorted(train), horizon_days, lookback_days, activity)
+
+
+def _validation_mask(customer_ids: pd.Series, fraction: float = 0.2) -> np.ndarray:
+    """A stable customer-grouped split: a customer is in validation at every as-of date or at none."""
+    buckets = pd.util.hash_pandas_object(customer_ids.astype(str), index=False).to_numpy() % 1000
+    return buckets < int(fraction * 1000)
+
+
+def _model_card(plan: ChurnPlan, metrics: dict[str, float], rows: dict[str, int], features: list[str]) -> str:
+    m = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
+    return f"""# Churn model ({MODEL_NAME})
+
+**Predicts** the probability that a customer active in the {plan.lookback_days} days before an as-of instant T
+shows no {"activity" if plan.activity == "any" else "purchase"} in the following {plan.horizon_days} days.
+
+**Features**: Feast feature service `{FEATURE_SERVICE}` ({len(features)} inputs), point-in-time as of T.
+
+**Data**: training as-of {plan.train_as_of[0].date()} .. {plan.train_as_of[-1].date()} ({len(plan.train_as_of)} dates,
+{rows["train"]} train / {rows["valid"]} validation rows); time-based holdout as-of {plan.holdout_as_of.date()}
+({rows["holdout"]} rows). Every training label window ends by the holdout as-of.
+
+| metric | value |
+|---|---|
+{m}
+
+**Limitations**: labels and features come from one brand's event log; customers first seen after the
+last snapshot are not scored; scores are not calibrated beyond what the calibration plot shows.
+"""
+
+
+def _features(settings: Settings, labels: pd.DataFrame, service: str) -> tuple[pd.DataFrame, list[str]]:
+    from features.definitions import feature_names
+    from features.store import FeatureRepo
+
+    repo = FeatureRepo(settings)
+    newest = repo.latest_snapshot()
+    needed = labels["event_timestamp"].max()
+    if newest < needed:
+        raise WorkspaceError(
+            f"feature snapshots end at {newest.isoformat()}, before the as-of {needed.isoformat()}: "
+            "run `cxi features build` on the current events"
+        )
+    names = [n for n in feature_names(service) if n not in NOT_MODEL_INPUTS]
+    frame = repo.historical(labels, service)
+    frame[names] = frame[names].apply(pd.to_numeric, errors="coerce").astype("float64")
+    return frame, names
+
+
+def train_churn(
+    settings: Settings,
+    ws: Workspace,
+    *,
+    as_of: datetime | date | None = None,
+    horizon_days: int | None = None,
+    lookback_days: int = 90,
+    step_days: int = 7,
+    max_train_dates: int = 12,
+    model: ChurnModel | None = None,
+    name: str = MODEL_NAME,
+    service: str = FEATURE_SERVICE,
+) -> ChurnResult:
+    """Train, evaluate on the time-based holdout, log and register ``name``; alias champion or challenger.
+
+    Needs resolved identities (`cxi identity resolve`) and built feature snapshots (`cxi features build`).
+    """
+    from identity import attach_customer_ids
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    horizon = settings.churn_horizon_days if horizon_days is None else horizon_days
+    if horizon < 1:
+        raise ContractError("horizon_days", "must be at least 1 day", horizon)
+    for table in ("events", "identity_map"):
+        if not ws.exists(table):
+            raise WorkspaceError(
+                f"table {table!r} is missing in workspace {ws.root}: import events and resolve first"
+            )
+
+    with ws.connect("events", "identity_map", "identity_guard_log") as con:
+        attach_customer_ids(con)
+        first, last = log_bounds(con)
+        plan = plan_as_of(
+            first,
+            last,
+            horizon_days=horizon,
+            as_of=as_of,
+            lookback_days=lookback_days,
+            activity=settings.churn_activity,
+            step_days=step_days,
+            max_train_dates=max_train_dates,
+        )
+        labels = churn_labels(
+            con,
+            [*plan.train_as_of, plan.holdout_as_of],
+            horizon_days=horizon,
+            activity=settings.churn_activity,
+            lookback_days=lookback_days,
+        )
+    timings["labels_s"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    frame, names = _features(settings, labels, service)
+    timings["features_s"] = time.perf_counter() - t0
+
+    is_holdout = (frame["event_timestamp"] == pd.Timestamp(plan.holdout_as_of)).to_numpy()
+    train_all, holdout = frame[~is_holdout], frame[is_holdout]
+    valid_mask = _validation_mask(train_all["customer_id"])
+    train, valid = train_all[~valid_mask], train_all[valid_mask]
+    rows = {"train": len(train), "valid": len(valid), "holdout": len(holdout)}
+    for part, df in (("train", train), ("validation", valid), ("holdout", holdout)):
+        if df[LABEL].nunique() < 2:
+            raise WorkspaceError(
+                f"{part} set: needs churned and retained customers, got {len(df)} rows of one class"
+            )
+
+    t0 = time.perf_counter()
+    est = model or ChurnModel()
+    est.fit(train[names], train[LABEL], eval_set=(valid[names], valid[LABEL]))
+    timings["fit_s"] = time.perf_counter() - t0
+
+    y_hold = holdout[LABEL].to_numpy()
+    p_hold = est.predict_proba(holdout[names])[:, 1]
+    metrics = {f"holdout_{k}": v for k, v in binary_metrics(y_hold, p_hold).items()}
+    metrics["valid_roc_auc"] = roc_auc(valid[LABEL].to_numpy(), est.predict_proba(valid[names])[:, 1])
+    metrics["best_iteration"] = float(est.best_iteration_)
+
+    registry = Registry(settings)
+    decision = decide(registry, name, holdout, y_hold, metrics["holdout_roc_auc"])
+    if decision.champion_roc_auc is not None:
+        metrics["champion_holdout_roc_auc"] = decision.champion_roc_auc
+
+    record = TrainingRecord(
+        params={
+            **est.get_params(),
+            "horizon_days": horizon,
+            "lookback_days": lookback_days,
+            "activity": settings.churn_activity,
+            "step_days": step_days,
+            "n_train_dates": len(plan.train_as_of),
+            "n_features": len(names),
+        },
+        metrics=metrics,
+        feature_service=service,
+        data_window={
+            "log_first": first.isoformat(),
+            "log_last": last.isoformat(),
+            "train_as_of_first": plan.train_as_of[0].isoformat(),
+            "train_as_of_last": plan.train_as_of[-1].isoformat(),
+            "holdout_as_of": plan.holdout_as_of.isoformat(),
+        },
+        row_counts=rows,
+        input_example=holdout[names].head(5),
+        model_card=_model_card(plan, metrics, rows, names),
+        figures=diagnostic_figures(y_hold, p_hold, title=f"(holdout {plan.holdout_as_of.date()})"),
+        tags={"promotion": decision.alias, "promotion_reason": decision.reason},
+    )
+    t0 = time.perf_counter()
+    reg = registry.log_training(name, est.booster_, record, run_name=f"{name}-{plan.holdout_as_of.date()}")
+    registry.set_alias(name, reg.version, decision.alias)
+    timings["log_register_s"] = time.perf_counter() - t0
+    return ChurnResult(
+        name=name,
+        version=reg.version,
+        alias=decision.alias,
+        run_id=reg.run_id,
+        metrics=metrics,
+        champion_before=decision.champion_before,
+        champion_before_roc_auc=decision.champion_roc_auc,
+        plan=plan,
+        rows=rows,
+        feature_names=names,
+        seconds=time.perf_counter() - started,
+        timings=timings,
+    )

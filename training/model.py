@@ -1,0 +1,124 @@
+"""`ChurnModel`: a LightGBM binary classifier with the scikit-learn estimator contract.
+
+Hyper-parameters live in ``__init__``; ``fit`` returns ``self``; learned attributes end in ``_``. What gets
+registered is the native ``booster_`` (it carries its feature names), so serving needs no wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from contract.errors import ContractError
+
+
+class ChurnModel:
+    def __init__(
+        self,
+        *,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_data_in_leaf: int = 50,
+        feature_fraction: float = 0.9,
+        bagging_fraction: float = 0.9,
+        lambda_l2: float = 1.0,
+        num_boost_round: int = 1000,
+        early_stopping_rounds: int = 50,
+        seed: int = 0,
+        num_threads: int = 0,
+    ) -> None:
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_data_in_leaf = min_data_in_leaf
+        self.feature_fraction = feature_fraction
+        self.bagging_fraction = bagging_fraction
+        self.lambda_l2 = lambda_l2
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+        self.seed = seed
+        self.num_threads = num_threads
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def lgb_params(self) -> dict[str, Any]:
+        """The parameters handed to ``lightgbm.train``."""
+        return {
+            "objective": "binary",
+            "metric": [
+                "binary_logloss",
+                "auc",
+            ],  # early stopping on log-loss: AUC plateaus before calibration
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1,
+            "lambda_l2": self.lambda_l2,
+            "seed": self.seed,
+            "deterministic": True,
+            "num_threads": self.num_threads,
+            "verbosity": -1,
+        }
+
+    def fit(
+        self, X: pd.DataFrame, y: pd.Series | np.ndarray, *, eval_set: tuple[pd.DataFrame, Any] | None = None
+    ) -> ChurnModel:
+        """Train on X (numeric feature columns) and y (0/1); with ``eval_set``, stop early on its log-loss."""
+        y_arr = _labels(y, len(X), "y")
+        if X.shape[1] == 0:
+            raise ContractError("X", "has no feature columns")
+        X = _numeric(X)
+        train = lgb.Dataset(X, label=y_arr, feature_name=list(X.columns), free_raw_data=False)
+        valid_sets, callbacks = [train], []
+        if eval_set is not None:
+            Xv = _numeric(eval_set[0])[list(X.columns)]
+            yv = _labels(eval_set[1], len(Xv), "eval_set.y")
+            valid_sets = [lgb.Dataset(Xv, label=yv, reference=train)]
+            callbacks = [
+                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
+            ]
+        self.booster_ = lgb.train(
+            self.lgb_params(),
+            train,
+            num_boost_round=self.num_boost_round,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        self.feature_names_ = list(X.columns)
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, shape (n, 2): column 1 is P(churn)."""
+        if not hasattr(self, "booster_"):
+            raise ContractError("model", "is not fitted; call fit first")
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise ContractError("X", f"missing feature columns {missing}")
+        p = np.asarray(
+            self.booster_.predict(_numeric(X[self.feature_names_]), num_iteration=self.best_iteration_)
+        )
+        return np.column_stack([1.0 - p, p])
+
+
+def _numeric(X: pd.DataFrame) -> pd.DataFrame:
+    bad = [
+        c for c in X.columns if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+    ]
+    if bad:
+        raise ContractError("X", f"feature columns must be numeric; not: {bad}")
+    return X.astype("float64")
+
+
+def _labels(y: pd.Series | np.ndarray, n: int, field: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ContractError(field, f"must be a 1-D array of {n} labels", arr.shape)
+    if not np.isin(arr, (0, 1)).all():
+        raise ContractError(field, "labels must be 0 or 1")
+    return arr.astype("float64")

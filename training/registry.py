@@ -1,0 +1,235 @@
+"""The model registry: the only module that talks to MLflow.
+
+Tracking and registry share one SQLite store (``sqlite:///<mlflow_dir>/mlflow.db``) with artifacts under
+``<mlflow_dir>/artifacts``; both are set when a Registry first connects, never at import. Models are
+LightGBM boosters logged with the native flavor and addressed by alias (``champion``, ``challenger``);
+serving loads the native booster, not the pyfunc wrapper, which costs far more per row.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from contract.errors import NotFoundError
+from contract.settings import REPO_ROOT, Settings
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    """A registered model version loaded for scoring: the native booster and the features it expects."""
+
+    name: str
+    version: str
+    booster: lgb.Booster
+    feature_names: list[str]
+    feature_service: str
+    run_id: str
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Scores for a frame holding (at least) the model's feature columns, in any order."""
+        missing = [c for c in self.feature_names if c not in features.columns]
+        if missing:
+            raise NotFoundError(f"features: missing columns for model {self.name} v{self.version}: {missing}")
+        return np.asarray(self.booster.predict(features[self.feature_names]))
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+
+
+@dataclass
+class TrainingRecord:
+    """Everything a training run logs besides the model itself."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    feature_service: str
+    data_window: dict[str, str]
+    row_counts: dict[str, int]
+    input_example: pd.DataFrame
+    model_card: str = ""
+    figures: dict[str, Figure] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def git_sha() -> str | None:
+    """The repository's HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class Registry:
+    """MLflow tracking + model registry for CXI models, bound to one Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        import mlflow
+
+        uri = self.settings.tracking_uri
+        if uri.startswith("sqlite:"):
+            self.settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def _activate(self) -> MlflowClient:
+        """Point MLflow's fluent API (start_run, log_model, load_model) at this registry's store.
+
+        Those read process-wide URIs, so they are set on every use, not once: another Registry (another
+        workspace, a test) may have moved them."""
+        import mlflow
+
+        client = self.client
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        mlflow.set_registry_uri(self.settings.tracking_uri)
+        return client
+
+    @cached_property
+    def experiment_id(self) -> str:
+        client = self._activate()
+        name = self.settings.mlflow_experiment
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        artifact_location = None
+        if self.settings.mlflow_tracking_uri is None:
+            self.settings.artifact_root.mkdir(parents=True, exist_ok=True)
+            artifact_location = self.settings.artifact_root.as_uri()
+        return str(client.create_experiment(name, artifact_location=artifact_location))
+
+    # --- logging and registration ------------------------------------------------------------------
+    def log_training(
+        self, name: str, booster: lgb.Booster, record: TrainingRecord, *, run_name: str | None = None
+    ) -> RegisteredVersion:
+        """One run: params, metrics, plots, data window, row counts, git SHA, model card, and the booster
+        logged with its signature and input example, registered as a new version of ``name``."""
+        import mlflow
+        import mlflow.lightgbm
+        from mlflow.models import infer_signature
+
+        client = self._activate()
+        example = record.input_example[booster.feature_name()]
+        signature = infer_signature(example, np.asarray(booster.predict(example)))
+        tags = {
+            "feature_service": record.feature_service,
+            "model_name": name,
+            **{f"data.{k}": v for k, v in record.data_window.items()},
+            **record.tags,
+        }
+        sha = git_sha()
+        if sha:
+            tags["git_sha"] = sha
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
+            mlflow.set_tags(tags)
+            mlflow.log_params({**record.params, "feature_service": record.feature_service})
+            mlflow.log_metrics({k: float(v) for k, v in record.metrics.items()})
+            mlflow.log_metrics({f"rows_{k}": float(v) for k, v in record.row_counts.items()})
+            mlflow.log_dict(
+                {
+                    "data_window": record.data_window,
+                    "row_counts": record.row_counts,
+                    "features": booster.feature_name(),
+                },
+                "data.json",
+            )
+            for fig_name, fig in record.figures.items():
+                mlflow.log_figure(fig, f"plots/{fig_name}.png")
+            if record.model_card:
+                mlflow.log_text(record.model_card, "model_card.md")
+            info = mlflow.lightgbm.log_model(
+                booster,
+                name="model",
+                signature=signature,
+                input_example=example,
+                registered_model_name=name,
+                # pinned, not inferred: inference re-imports the model in a subprocess (~10 s per log)
+                pip_requirements=mlflow.lightgbm.get_default_pip_requirements(),
+            )
+        version = str(info.registered_model_version)
+        client.set_model_version_tag(name, version, "feature_service", record.feature_service)
+        if record.model_card:
+            client.update_model_version(name, version, description=record.model_card)
+        return RegisteredVersion(name, version, run.info.run_id, f"models:/{name}/{version}")
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Add metrics to a finished run (e.g. the champion's score on this run's holdout)."""
+        client = self._activate()
+        for k, v in metrics.items():
+            client.log_metric(run_id, k, float(v))
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Tag a model version (and its run), e.g. the promotion decision and its reason."""
+        client = self._activate()
+        mv = client.get_model_version(name, version)
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, v)
+            if mv.run_id:
+                client.set_tag(mv.run_id, k, v)
+
+    # --- aliases and loading -----------------------------------------------------------------------
+    def set_alias(self, name: str, version: str, alias: str = CHAMPION) -> None:
+        self._activate().set_registered_model_alias(name, alias, str(version))
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version an alias points to, or None when the model or alias does not exist (cheap)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._activate().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def champion_version(self, name: str) -> str | None:
+        """The champion's version, or None (for hot-reload checks)."""
+        return self.alias_version(name, CHAMPION)
+
+    def metric(self, run_id: str, key: str) -> float | None:
+        value = self._activate().get_run(run_id).data.metrics.get(key)
+        return None if value is None else float(value)
+
+    def load(self, name: str, alias: str = CHAMPION) -> ChampionModel:
+        """Load the native LightGBM booster behind ``models:/<name>@<alias>``."""
+        import mlflow.lightgbm
+
+        version = self.alias_version(name, alias)
+        if version is None:
+            raise NotFoundError(f"model: no version of {name!r} has alias {alias!r}; train one first")
+        mv = self._activate().get_model_version(name, version)
+        booster = mlflow.lightgbm.load_model(
+            f"models:/{name}/{version}"
+        )  # pinned version, not the moving alias
+        return ChampionModel(
+            name=name,
+            version=version,
+            booster=booster,
+            feature_names=list(booster.feature_name()),
+            feature_service=mv.tags.get("feature_service", ""),
+            run_id=mv.run_id or "",
+        )
+
+    def champion(self, name: str) -> ChampionModel:
+        return self.load(name, CHAMPION)
