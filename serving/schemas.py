@@ -1,0 +1,159 @@
+"""Request and response models of the scoring API (they are the OpenAPI schema too).
+
+A request names a customer by exactly one identifier: the CXI ``customer_id`` or any identifier the
+brand knows (login id, cookie, device, loyalty card, email or phone, raw or already hashed). Raw emails
+and phones are normalised and hashed here, so they never go further than the request model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contract.normalize import (
+    JUNK_VALUES,
+    is_sha256,
+    is_valid_email,
+    is_valid_phone,
+    normalize_email,
+    normalize_phone,
+    sha256_hex,
+)
+
+#: Request fields that name a customer, in the order they are documented.
+IDENTIFIER_FIELDS: tuple[str, ...] = (
+    "customer_id",
+    "user_id",
+    "email",
+    "email_sha256",
+    "phone",
+    "phone_sha256",
+    "loyalty_id",
+    "device_id",
+    "anonymous_id",
+)
+
+
+class ChurnScoreRequest(BaseModel):
+    """Score one customer. Give exactly one identifier."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"customer_id": "c_000123"}},
+    )
+
+    customer_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="CXI customer id."
+    )
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The brand's login id."
+    )
+    email: str | None = Field(
+        default=None, min_length=3, max_length=256, description="Raw email; trimmed, lower-cased and hashed."
+    )
+    email_sha256: str | None = Field(
+        default=None, min_length=64, max_length=64, description="SHA-256 of the normalised email."
+    )
+    phone: str | None = Field(
+        default=None, min_length=6, max_length=32, description="Raw phone; digits and leading + kept, hashed."
+    )
+    phone_sha256: str | None = Field(
+        default=None, min_length=64, max_length=64, description="SHA-256 of the normalised phone."
+    )
+    loyalty_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Loyalty card number."
+    )
+    device_id: str | None = Field(default=None, min_length=1, max_length=256, description="Device / app id.")
+    anonymous_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="First-party cookie id."
+    )
+
+    @field_validator("customer_id", "user_id", "loyalty_id", "device_id", "anonymous_id")
+    @classmethod
+    def _not_placeholder(cls, v: str | None) -> str | None:
+        if v is not None and v.strip().lower() in JUNK_VALUES:
+            raise ValueError(f"placeholder value {v!r} is not an identifier")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not is_valid_email(normalize_email(v)):
+            raise ValueError("not a valid email address")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and not is_valid_phone(normalize_phone(v)):
+            raise ValueError("not a valid phone number (6 to 15 digits)")
+        return v
+
+    @field_validator("email_sha256", "phone_sha256")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is not None and not is_sha256(v):
+            raise ValueError("must be a lower-case hex SHA-256 digest (64 characters)")
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ChurnScoreRequest:
+        given = [f for f in IDENTIFIER_FIELDS if getattr(self, f) is not None]
+        if len(given) != 1:
+            got = ", ".join(given) if given else "none"
+            raise ValueError(
+                f"exactly one identifier is required, one of {', '.join(IDENTIFIER_FIELDS)} (got {got})"
+            )
+        return self
+
+    def identifier(self) -> tuple[str, str]:
+        """The (identifier type, value) to look up; raw email/phone become their ``*_sha256`` hashes."""
+        if self.email is not None:
+            return "email_sha256", sha256_hex(normalize_email(self.email))
+        if self.phone is not None:
+            return "phone_sha256", sha256_hex(normalize_phone(self.phone))
+        for f in IDENTIFIER_FIELDS:
+            value = getattr(self, f)
+            if value is not None:
+                return f, value
+        raise AssertionError("unreachable: the model validator requires one identifier")
+
+
+class ChurnScore(BaseModel):
+    """The champion churn model's score for one customer."""
+
+    customer_id: str = Field(description="The CXI customer the identifier resolved to.")
+    churn_probability: float = Field(ge=0, le=1, description="Probability of no activity within the horizon.")
+    model_name: str = Field(description="Registered model that scored (MLflow name).")
+    model_version: str = Field(description="Registered version of the champion model.")
+    features_as_of: datetime | None = Field(description="Timestamp of the online feature values used.")
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="Dotted path of the offending field ('body' for the whole request).")
+    reason: str
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx/5xx answer of the API."""
+
+    error: str = Field(description="One line: '<field>: <reason>' or what went wrong.")
+    detail: list[ErrorDetail] = Field(default_factory=list)
+
+
+def describe_validation_error(exc: ValidationError) -> ErrorResponse:
+    """Turn a pydantic error into our error body; each entry names the field and the reason."""
+    details: list[ErrorDetail] = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if not loc:
+            loc = "identifier" if "identifier" in reason else "body"
+        details.append(ErrorDetail(field=loc, reason=reason))
+    return ErrorResponse(error="; ".join(f"{d.field}: {d.reason}" for d in details), detail=details)
+
+
+def error_body(message: str) -> dict[str, Any]:
+    return ErrorResponse(error=message).model_dump()
