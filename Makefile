@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbmake notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.identity

@@ -148,3 +148,13 @@ class SimSummary(BaseModel):
     imports: list[ImportCounts]
     seconds_generate: float
     seconds_import: float
+
+    def __str__(self) -> str:
+        g = self.generated
+        records = sum(v for k, v in g.items() if k.startswith("records_"))
+        quarantined = sum(i.quarantined for i in self.imports)
+        return (
+            f"{self.customers} customers x {self.days} days: {g.get('events', 0)} events, {records} records, "
+            f"{g.get('transactions', 0)} transactions, {g.get('decisions', 0)} decisions "
+            f"({quarantined} quarantined; generate {self.seconds_generate:.1f}s, import {self.seconds_import:.1f}s)"
+        )

@@ -57,7 +57,7 @@ def run(
     url = f"http://{settings.host}:{port}"
     body = json.dumps(example_identifier(Workspace(settings.workspace)))
     console.print(f"MLflow UI:   [cyan]mlflow ui --backend-store-uri {settings.tracking_uri}[/cyan]")
-    console.print(f"Service:     [cyan]{url}[/cyan]  (OpenAPI at {url}/docs)")
+    console.print(f"Service:     [cyan]{url}[/cyan]  (OpenAPI UI at {url}/, spec at {url}/docs.json)")
     console.print(
         f"Try:         [cyan]curl -s -X POST {url}/v1/scores/churn -H 'content-type: application/json' -d '{body}'[/cyan]"
     )
