@@ -92,57 +92,30 @@ def _run(
         raise typer.Exit(1)
 
 
-@app.command("events")
-def events(
-    file: FileArg,
-    map_: MapOpt = None,
-    map_file: MapFileOpt = None,
-    source: SourceOpt = None,
-    tz: TzOpt = "UTC",
-    strict: StrictOpt = False,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Behavioural events (page views, purchases, logins, ...); raw email/phone are hashed and dropped."""
-    _run("events", file, map_, map_file, source, tz, strict, workspace)
+_HELP = {
+    "events": "Behavioural events (page views, purchases, logins, ...); raw email/phone are hashed and dropped.",
+    "records": "Customer records (CRM, loyalty, store); columns beyond the contract are kept as extra identifiers.",
+    "transactions": "A transaction history (customer_id, occurred_at, amount, ...), imported as purchase events.",
+    "decisions": "Logged next-best-action decisions (decision_id, customer_id, action, propensity, reward + context).",
+}
 
 
-@app.command("records")
-def records(
-    file: FileArg,
-    map_: MapOpt = None,
-    map_file: MapFileOpt = None,
-    source: SourceOpt = None,
-    tz: TzOpt = "UTC",
-    strict: StrictOpt = False,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Customer records (CRM, loyalty, store); columns beyond the contract are kept as extra identifiers."""
-    _run("records", file, map_, map_file, source, tz, strict, workspace)
+def _command(kind: str):  # one typer command per kind; same options, different table
+    def command(
+        file: FileArg,
+        map_: MapOpt = None,
+        map_file: MapFileOpt = None,
+        source: SourceOpt = None,
+        tz: TzOpt = "UTC",
+        strict: StrictOpt = False,
+        workspace: WorkspaceOpt = None,
+    ) -> None:
+        _run(kind, file, map_, map_file, source, tz, strict, workspace)
+
+    command.__doc__ = _HELP[kind]
+    command.__name__ = kind
+    return command
 
 
-@app.command("transactions")
-def transactions(
-    file: FileArg,
-    map_: MapOpt = None,
-    map_file: MapFileOpt = None,
-    source: SourceOpt = None,
-    tz: TzOpt = "UTC",
-    strict: StrictOpt = False,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """A transaction history (customer_id, occurred_at, amount, ...), imported as purchase events."""
-    _run("transactions", file, map_, map_file, source, tz, strict, workspace)
-
-
-@app.command("decisions")
-def decisions(
-    file: FileArg,
-    map_: MapOpt = None,
-    map_file: MapFileOpt = None,
-    source: SourceOpt = None,
-    tz: TzOpt = "UTC",
-    strict: StrictOpt = False,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Logged next-best-action decisions (decision_id, customer_id, action, propensity, reward + context)."""
-    _run("decisions", file, map_, map_file, source, tz, strict, workspace)
+for _kind in _HELP:
+    app.command(_kind)(_command(_kind))

@@ -18,29 +18,10 @@ import numpy as np
 import pandas as pd
 
 from contract.errors import ContractError
+from contract.schemas import RECORDS_SCHEMA
 
 #: Contract columns that are not extra identifiers.
-BASE_COLUMNS: tuple[str, ...] = (
-    "source",
-    "record_id",
-    "first_name",
-    "last_name",
-    "email",
-    "email_sha256",
-    "phone",
-    "phone_sha256",
-    "date_of_birth",
-    "address_line1",
-    "address_line2",
-    "city",
-    "postcode",
-    "region",
-    "country",
-    "user_id",
-    "loyalty_id",
-    "extra_ids",
-    "ingested_at",
-)
+BASE_COLUMNS: tuple[str, ...] = tuple(RECORDS_SCHEMA.names)
 
 
 @dataclass
