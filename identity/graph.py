@@ -20,6 +20,10 @@ Guards, applied before any merging and all written to the guard log:
 * **contested** — one seen with 2..max user_ids keeps only its edge to the dominant user_id (most events, then
   the earliest, then the smallest id); the others are dropped.
 
+Extra edges (probabilistic links from `identity.match`) join as rule ``probabilistic`` between known, unguarded
+nodes. Every edge keeps its rule and ``first_ts`` (when its evidence first occurred), which as-of identity and
+`cxi identity explain` read. ``keep`` restricts edges to a node subset (incremental resolution).
+
 The remaining rule — never two user_ids in one profile through a chain of non-user edges — needs the
 components, so it lives in `identity.stitch`.
 """
@@ -33,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from identity.config import NODE_TYPES, StitchConfig
+from identity.errors import IdentityError
 
 GUARD_LOG_SCHEMA = pa.schema(
     [
@@ -40,6 +45,26 @@ GUARD_LOG_SCHEMA = pa.schema(
         ("identifier_type", pa.string()),
         ("identifier_value", pa.string()),
         ("detail", pa.string()),
+    ]
+)
+
+#: Columns of an extra (probabilistic) edge frame passed to the resolver.
+EXTRA_EDGE_COLUMNS: tuple[str, ...] = (
+    "left_type",
+    "left_value",
+    "right_type",
+    "right_value",
+    "probability",
+    "evidence",
+)
+EXTRA_EDGES_SCHEMA = pa.schema(
+    [
+        ("left_type", pa.string()),
+        ("left_value", pa.string()),
+        ("right_type", pa.string()),
+        ("right_value", pa.string()),
+        ("probability", pa.float64()),
+        ("evidence", pa.string()),
     ]
 )
 
@@ -61,6 +86,7 @@ class IdentityGraph:
     user_of: np.ndarray  # int64 per node: the user_id node it keeps an edge to after the guards, else -1
     first_seen_us: np.ndarray  # int64 per node, microseconds since the epoch (missing = latest)
     guard_log: pa.Table
+    edges: pa.Table  # per edge (same order as src/dst): rule, first_ts, probability, evidence
 
     @property
     def has_user(self) -> np.ndarray:
@@ -95,8 +121,17 @@ def _observations_sql(con: duckdb.DuckDBPyConnection) -> str:
     return f"{ev}\nUNION ALL\n{rec}"
 
 
-def build_graph(con: duckdb.DuckDBPyConnection, config: StitchConfig) -> IdentityGraph:
-    """Build the guarded edge list from the `events` (required) and `records` (optional) views of ``con``."""
+def build_graph(
+    con: duckdb.DuckDBPyConnection,
+    config: StitchConfig,
+    extra_edges: pa.Table | None = None,
+    keep: pa.Table | None = None,
+) -> IdentityGraph:
+    """Build the guarded edge list from the `events` (required) and `records` (optional) views of ``con``.
+
+    ``extra_edges`` (EXTRA_EDGES_SCHEMA) add probabilistic links; ``keep`` (identifier_type, identifier_value)
+    limits edges and guard rows to those nodes (the others are still numbered, so ordering is unchanged).
+    """
     con.register("_junk_values", pa.table({"v": sorted(config.junk_values)}))
     blocked = config.blocked_hashes()
     con.register("_blocked", pa.table({"t": [t for t, _ in blocked], "v": [v for _, v in blocked]}))
@@ -123,7 +158,7 @@ def build_graph(con: duckdb.DuckDBPyConnection, config: StitchConfig) -> Identit
         GROUP BY ALL""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _ustats AS
-        SELECT e.a, e.user_node, e.n,
+        SELECT e.a, e.user_node, e.n, e.first_ts,
                count(*) OVER (PARTITION BY e.a) AS n_users,
                row_number() OVER (PARTITION BY e.a ORDER BY e.n DESC, e.first_ts, e.user_node) = 1 AS dominant,
                coalesce(l.max_users, 9223372036854775807) AS max_users
@@ -132,61 +167,117 @@ def build_graph(con: duckdb.DuckDBPyConnection, config: StitchConfig) -> Identit
         UPDATE _nodes SET guard = 'shared'
         WHERE node IN (SELECT a FROM _ustats WHERE n_users > max_users)""")
     pair_sql = [
-        f"SELECT x.node AS a, y.node AS b FROM _cobs x JOIN _cobs y ON x.rid = y.rid "
+        f"SELECT x.node AS a, y.node AS b, 'pair' AS rule, x.ts FROM _cobs x JOIN _cobs y ON x.rid = y.rid "
         f"AND x.t = '{ta}' AND y.t = '{tb}'"
         for ta, tb in config.unauthenticated_links
     ]
     other_sql = [
-        """SELECT o.node AS a, r.node AS b FROM _cobs o JOIN _cobs r ON o.rid = r.rid AND r.t = 'record'
-           AND o.t <> 'record' WHERE o.rid NOT IN (SELECT rid FROM _cobs WHERE t = 'user_id')""",
+        """SELECT o.node AS a, r.node AS b, 'record' AS rule, o.ts FROM _cobs o JOIN _cobs r ON o.rid = r.rid
+           AND r.t = 'record' AND o.t <> 'record' WHERE o.rid NOT IN (SELECT rid FROM _cobs WHERE t = 'user_id')""",
         *pair_sql,
     ]
+    extra = _extra_edges_table(extra_edges)
+    con.register("_extra", extra)
+    con.register(
+        "_keep",
+        keep
+        if keep is not None
+        else pa.table(
+            {"identifier_type": pa.array([], pa.string()), "identifier_value": pa.array([], pa.string())}
+        ),
+    )
+    keep_sql = (
+        "AND a IN (SELECT node FROM _kept) AND b IN (SELECT node FROM _kept)" if keep is not None else ""
+    )
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _kept AS
+        SELECT n.node FROM _nodes n JOIN _keep k ON k.identifier_type = n.t AND k.identifier_value = n.v""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _edges AS
         WITH shared AS (SELECT node FROM _nodes WHERE guard = 'shared'),
         kept_user AS (
-            SELECT a, user_node AS b FROM _ustats
+            SELECT a, user_node AS b, first_ts FROM _ustats
             WHERE (n_users = 1 OR dominant) AND a NOT IN (SELECT node FROM shared)
         ),
-        other AS (SELECT DISTINCT a, b FROM ({" UNION ALL ".join(other_sql)}))
-        SELECT a, b, true AS user_edge FROM kept_user
-        UNION ALL
-        SELECT a, b, false FROM other
-        WHERE a NOT IN (SELECT node FROM shared) AND b NOT IN (SELECT node FROM shared)""")
+        other AS (SELECT a, b, rule, min(ts) AS first_ts FROM ({" UNION ALL ".join(other_sql)}) GROUP BY ALL),
+        prob AS (
+            SELECT x.node AS a, y.node AS b, max(e.probability) AS probability,
+                   arg_max(e.evidence, e.probability) AS evidence, greatest(x.first_seen, y.first_seen) AS first_ts
+            FROM _extra e JOIN _nodes x ON x.t = e.left_type AND x.v = e.left_value
+            JOIN _nodes y ON y.t = e.right_type AND y.v = e.right_value
+            WHERE x.guard IS NULL AND y.guard IS NULL AND x.node <> y.node
+            GROUP BY ALL
+        ),
+        alle AS (
+            SELECT a, b, 'user' AS rule, first_ts, NULL::DOUBLE AS probability, NULL::VARCHAR AS evidence
+            FROM kept_user
+            UNION ALL
+            SELECT a, b, rule, first_ts, NULL, NULL FROM other
+            WHERE a NOT IN (SELECT node FROM shared) AND b NOT IN (SELECT node FROM shared)
+            UNION ALL
+            SELECT a, b, 'probabilistic', first_ts, probability, evidence FROM prob
+        )
+        SELECT * FROM alle WHERE true {keep_sql} ORDER BY a, b, rule""")
 
     nodes = con.sql(
         "SELECT node, t AS identifier_type, v AS identifier_value, first_seen, guard FROM _nodes ORDER BY node"
     ).to_arrow_table()
     n = nodes.num_rows
-    edges = con.execute("SELECT a, b, user_edge FROM _edges").fetchnumpy()
-    src = np.asarray(edges["a"], dtype=np.int64)
-    dst = np.asarray(edges["b"], dtype=np.int64)
-    user_edge = np.asarray(edges["user_edge"], dtype=bool)
+    edge_table = con.sql("SELECT * FROM _edges").to_arrow_table()
+    src = edge_table.column("a").to_numpy().astype(np.int64)
+    dst = edge_table.column("b").to_numpy().astype(np.int64)
+    user_edge = np.asarray(edge_table.column("rule").to_numpy(zero_copy_only=False) == "user", dtype=bool)
     is_user = np.asarray(
         nodes.column("identifier_type").to_numpy(zero_copy_only=False) == "user_id", dtype=bool
     )
     user_of = np.full(n, -1, dtype=np.int64)
     user_of[src[user_edge]] = dst[user_edge]  # at most one kept user edge per identifier
     first = nodes.column("first_seen").cast(pa.int64()).fill_null(np.iinfo(np.int64).max)
-    guard_log = _guard_log(con)
-    return IdentityGraph(nodes, src, dst, is_user, user_of, first.to_numpy(), guard_log)
+    guard_log = _guard_log(con, keep is not None)
+    return IdentityGraph(nodes, src, dst, is_user, user_of, first.to_numpy(), guard_log, edge_table)
 
 
-def _guard_log(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    table = con.sql("""
+def _extra_edges_table(extra: pa.Table | None) -> pa.Table:
+    """Validate an extra-edge table (EXTRA_EDGES_SCHEMA): clear errors naming the column."""
+    if extra is None:
+        return EXTRA_EDGES_SCHEMA.empty_table()
+    missing = [c for c in EXTRA_EDGE_COLUMNS if c not in extra.column_names]
+    if missing:
+        raise IdentityError(
+            f"extra_edges: missing column(s) {', '.join(missing)} (need {', '.join(EXTRA_EDGE_COLUMNS)})"
+        )
+    extra = extra.select(list(EXTRA_EDGE_COLUMNS))
+    try:
+        extra = extra.cast(EXTRA_EDGES_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise IdentityError(f"extra_edges: columns do not fit {EXTRA_EDGES_SCHEMA}: {exc}") from exc
+    for col in ("left_type", "right_type"):
+        bad = set(extra.column(col).to_pylist()) - set(NODE_TYPES)
+        if bad:
+            raise IdentityError(f"extra_edges.{col}: unknown identifier type(s) {sorted(map(str, bad))}")
+    prob = extra.column("probability").to_numpy(zero_copy_only=False)
+    if len(prob) and (np.isnan(prob).any() or (prob < 0).any() or (prob > 1).any()):
+        raise IdentityError("extra_edges.probability: must be a number in [0, 1]")
+    return extra
+
+
+def _guard_log(con: duckdb.DuckDBPyConnection, keep: bool = False) -> pa.Table:
+    where = "WHERE n IN (SELECT node FROM _kept)" if keep else ""
+    table = con.sql(f"""SELECT guard, identifier_type, identifier_value, detail FROM (
         SELECT 'junk' AS guard, t AS identifier_type, v AS identifier_value,
+               node AS n,
                CASE WHEN t IN ('email_sha256', 'phone_sha256') AND lower(trim(v)) NOT IN (SELECT v FROM _junk_values)
                     THEN 'hash of a placeholder ' || replace(t, '_sha256', '') || ': links nobody'
                     ELSE 'placeholder value: links nobody' END AS detail
         FROM _nodes WHERE guard = 'junk'
         UNION ALL
-        SELECT 'shared', n.t, n.v,
+        SELECT 'shared', n.t, n.v, n.node,
                'seen with ' || s.n_users || ' user_ids (max ' || s.max_users || '): links nobody'
         FROM _ustats s JOIN _nodes n ON n.node = s.a WHERE s.dominant AND s.n_users > s.max_users
         UNION ALL
-        SELECT 'contested', n.t, n.v,
+        SELECT 'contested', n.t, n.v, n.node,
                'seen with ' || s.n_users || ' user_ids: kept user_id ' || u.v || ' (' || s.n || ' events), dropped the others'
         FROM _ustats s JOIN _nodes n ON n.node = s.a JOIN _nodes u ON u.node = s.user_node
         WHERE s.dominant AND s.n_users > 1 AND s.n_users <= s.max_users
-        ORDER BY 1, 2, 3""").to_arrow_table()
+        ) {where} ORDER BY 1, 2, 3""").to_arrow_table()
     return table.cast(GUARD_LOG_SCHEMA)

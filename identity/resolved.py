@@ -10,6 +10,8 @@ exactly one row; an event none of whose identifiers is in the map (imported afte
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import pyarrow as pa
 
@@ -30,17 +32,31 @@ def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-def attach_customer_ids(con: duckdb.DuckDBPyConnection, view: str = "resolved_events") -> str:
+def attach_customer_ids(
+    con: duckdb.DuckDBPyConnection, view: str = "resolved_events", *, as_of: datetime | None = None
+) -> str:
     """Create (or replace) the view ``view`` = every column of `events` + ``customer_id``; returns its name.
 
     ``con`` must hold `events` and `identity_map` (e.g. ``ws.connect()`` after ``IdentityResolver.resolve``);
-    `identity_guard_log` is used when present.
+    `identity_guard_log` is used when present. With ``as_of``, the view holds the events at or before it,
+    resolved with the identity graph as it was then (`identity.asof`; needs `identity_edges`).
     """
     for name in ("events", MAP_TABLE):
         if not _has(con, name):
             raise WorkspaceError(
                 f"{name}: no such table or view on the connection (import events, then resolve)"
             )
+    map_table, events = MAP_TABLE, "events"
+    if as_of is not None:
+        from identity.asof import map_as_of
+
+        con.register(f"_{view}_map", map_as_of(con, as_of))
+        map_table = f"_{view}_map"
+        con.execute(
+            f"CREATE OR REPLACE VIEW _{view}_events AS SELECT * FROM events "
+            f"WHERE occurred_at <= '{as_of.isoformat()}'::TIMESTAMPTZ"
+        )
+        events = f"_{view}_events"
     guarded = (
         f"SELECT DISTINCT identifier_type, identifier_value FROM {GUARD_TABLE} "
         f"WHERE guard IN ({', '.join(repr(g) for g in UNLINKING_GUARDS)})"
@@ -50,7 +66,7 @@ def attach_customer_ids(con: duckdb.DuckDBPyConnection, view: str = "resolved_ev
     ctes = [
         f"""lk_{t} AS (
             SELECT m.identifier_value AS v, m.customer_id, g.identifier_value IS NOT NULL AS guarded
-            FROM {MAP_TABLE} m LEFT JOIN ({guarded}) g
+            FROM {map_table} m LEFT JOIN ({guarded}) g
               ON g.identifier_type = m.identifier_type AND g.identifier_value = m.identifier_value
             WHERE m.identifier_type = '{t}')"""
         for t in IDENTIFIER_TYPES
@@ -62,7 +78,7 @@ def attach_customer_ids(con: duckdb.DuckDBPyConnection, view: str = "resolved_ev
         CREATE OR REPLACE VIEW {view} AS
         WITH {", ".join(ctes)}
         SELECT e.*, coalesce({", ".join(picks)}) AS customer_id
-        FROM events e {" ".join(joins)}""")
+        FROM {events} e {" ".join(joins)}""")
     return view
 
 

@@ -2,21 +2,32 @@
 
 Components hang off the resolver as attributes (Splink's `Linker` style): `.stitch` is the deterministic
 stitcher; probabilistic matching and clustering of records join as further components that contribute
-edges before the components are taken, behind the same `resolve()`.
+edges before the components are taken, behind the same `resolve()` (``extra_edges``). Ids persist across
+runs (`identity.ids`), merges and splits are audited (`identity.history`), `resolve_incremental` re-resolves
+only what new data touches (`identity.incremental`) and `unmerge` splits a cluster back (`identity.unmerge`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from contract.errors import WorkspaceError
 from contract.workspace import Workspace
 from identity.config import StitchConfig
-from identity.resolved import GUARD_TABLE, MAP_TABLE
+from identity.history import NEVER_LINK_SCHEMA, NEVER_LINK_TABLE, read_or_empty
+from identity.ids import PRIOR_COLUMNS
+from identity.resolved import MAP_TABLE
+from identity.state import commit, store_extra_edges
 from identity.stitch import Stitcher
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from identity.unmerge import UnmergeResult
 
 
 @dataclass(frozen=True)
@@ -47,17 +58,48 @@ class IdentityResolver:
         self.config = config or StitchConfig()
         self.stitch = Stitcher(self.config)
 
-    def resolve(self) -> ResolveReport:
-        """Stitch events and records, write `identity_map` and `identity_guard_log`; report the counts."""
+    def resolve(
+        self, extra_edges: pd.DataFrame | pa.Table | None = None, *, actor: str = "resolve"
+    ) -> ResolveReport:
+        """Stitch events and records over the whole workspace; write the map, guard log, edges, aliases, audit.
+
+        ``extra_edges`` (left_type, left_value, right_type, right_value, probability, evidence JSON) replace
+        the stored probabilistic links; None keeps the stored ones.
+        """
         ws = self.workspace
         if not ws.exists("events"):
             raise WorkspaceError(f"events: no events in workspace {ws.root} (import some first)")
         started = time.perf_counter()
+        extra = store_extra_edges(ws, extra_edges, append=False)
+        prior = ws.read(MAP_TABLE, columns=PRIOR_COLUMNS) if ws.exists(MAP_TABLE) else None
+        never = read_or_empty(ws, NEVER_LINK_TABLE, NEVER_LINK_SCHEMA)
         with ws.connect("events", "records") as con:
-            result = self.stitch.run(con)
-        ws.replace(GUARD_TABLE, result.guard_log)
-        ws.replace(MAP_TABLE, result.identity_map)
+            result = self.stitch.run(con, prior=prior, extra_edges=extra, never_link=never)
+        commit(ws, result, result, prior, actor=actor)
         return _report(result.identity_map, result.guard_log, result.n_edges, time.perf_counter() - started)
+
+    def resolve_incremental(
+        self,
+        new_events: pa.Table | None = None,
+        new_records: pa.Table | None = None,
+        extra_edges: pd.DataFrame | pa.Table | None = None,
+        *,
+        actor: str = "resolve_incremental",
+    ) -> ResolveReport:
+        """Append ``new_events``/``new_records`` and re-resolve only the clusters they touch; the result equals
+        `resolve()` on the whole workspace. See `identity.incremental`."""
+        from identity.incremental import resolve_incremental
+
+        return resolve_incremental(self, new_events, new_records, extra_edges, actor=actor)
+
+    def unmerge(
+        self, customer_id: str, identifiers: list[tuple[str, str]] | None = None, *, actor: str = "cli"
+    ) -> UnmergeResult:
+        """Split a cluster back (its last merge, or detach ``identifiers``) and pin the split; see
+        `identity.unmerge`."""
+        from identity.unmerge import unmerge
+
+        return unmerge(self, customer_id, identifiers, actor=actor)
 
 
 def _report(identity_map: pa.Table, guard_log: pa.Table, edges: int, seconds: float) -> ResolveReport:

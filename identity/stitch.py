@@ -4,12 +4,15 @@ user_ids in one profile) and stable customer ids.
 Components are computed vectorised (scipy.sparse.csgraph over integer-coded nodes: union-find without a
 Python loop over rows). A component's customer id is ``"c_" + sha256("<type>:<value>")[:16]`` of its oldest
 identifier (earliest first_seen; ties by identifier priority, then value), so the same data gives the same
-ids whatever the input order, and a profile keeps its id while it only grows.
+ids whatever the input order. Given the previous map (``prior``), ids persist: a previous id stays with the
+component holding its oldest identifier; a component holding several keeps the oldest cluster's id and the
+others become aliases (merges); a component holding none takes its natural id. Never-link constraints
+(`identity.history`) are applied after the conflict guard.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -21,6 +24,7 @@ from contract.schemas import TS
 from identity.config import StitchConfig
 from identity.errors import IdentityError
 from identity.graph import GUARD_LOG_SCHEMA, IdentityGraph, build_graph
+from identity.ids import assign_ids
 
 IDENTITY_MAP_SCHEMA = pa.schema(
     [
@@ -51,14 +55,52 @@ def _users_per_component(labels: np.ndarray, is_user: np.ndarray) -> np.ndarray:
 class Components:
     labels: np.ndarray  # component per node
     anchor: np.ndarray  # per node: the node id of its component's oldest identifier
-    cut: np.ndarray  # bool per edge of the graph: dropped by the conflict guard
+    cut: np.ndarray  # bool per edge of the graph: dropped by the conflict guard or a never-link constraint
     conflict_users: np.ndarray  # per edge: user_ids its component held before the cut (0 when not cut)
+    raw: np.ndarray  # per node: component label before any cut (the closure incremental runs need)
+    never_cut: np.ndarray  # bool per edge: cut by a never-link constraint
 
 
-def components(graph: IdentityGraph) -> Components:
-    """Components with the conflict guard applied, and each node's anchor (oldest identifier)."""
+@dataclass(frozen=True)
+class NeverLink:
+    """Node-level never-link constraints: constraint id and side (0/1) per constrained node."""
+
+    cid: np.ndarray
+    side: np.ndarray
+    node: np.ndarray
+
+    @classmethod
+    def empty(cls) -> NeverLink:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z)
+
+
+def _never_link_cut(n: int, src: np.ndarray, dst: np.ndarray, alive: np.ndarray, nl: NeverLink) -> np.ndarray:
+    """Edges to cut so that no component holds both sides of a constraint (cross edges first, then the links
+    of the constrained nodes to unconstrained ones inside a still-conflicted component)."""
+    cut = np.zeros(len(src), dtype=bool)
+    if len(nl.node) == 0 or len(src) == 0:
+        return cut
+    for cid in np.unique(nl.cid):
+        m = nl.cid == cid
+        side = np.full(n, -1, dtype=np.int64)
+        side[nl.node[m]] = nl.side[m]
+        cross = (side[src] >= 0) & (side[dst] >= 0) & (side[src] != side[dst])
+        cut |= cross & alive
+        labels = connected_components(n, src[alive & ~cut], dst[alive & ~cut])
+        both = np.intersect1d(labels[nl.node[m & (nl.side == 0)]], labels[nl.node[m & (nl.side == 1)]])
+        if len(both):
+            in_conflict = np.isin(labels[src], both)
+            one_end = (side[src] >= 0) != (side[dst] >= 0)
+            cut |= alive & in_conflict & one_end
+    return cut
+
+
+def components(graph: IdentityGraph, never_link: NeverLink | None = None) -> Components:
+    """Components with the conflict guard and never-link constraints applied, and each node's anchor."""
     n, src, dst = graph.n_nodes, graph.src, graph.dst
     labels = connected_components(n, src, dst)
+    raw = labels
     users = _users_per_component(labels, graph.is_user)
     conflicted = users[labels] > 1
     # A chain of non-user edges joined two people. Cut, inside such components, every non-user edge that
@@ -74,6 +116,8 @@ def components(graph: IdentityGraph) -> Components:
         & (user_of[src] != user_of[dst])
     )
     conflict_users = np.where(cut, users[labels[src]] if len(src) else 0, 0)
+    never_cut = _never_link_cut(n, src, dst, ~cut, never_link or NeverLink.empty())
+    cut = cut | never_cut
     if cut.any():
         labels = connected_components(n, src[~cut], dst[~cut])
         users = _users_per_component(labels, graph.is_user)
@@ -84,7 +128,7 @@ def components(graph: IdentityGraph) -> Components:
     first[1:] = labels[order][1:] != labels[order][:-1]
     anchor_of = np.empty(int(labels.max()) + 1 if n else 0, dtype=np.int64)
     anchor_of[labels[order][first]] = order[first]
-    return Components(labels, anchor_of[labels], cut, conflict_users)
+    return Components(labels, anchor_of[labels], cut, conflict_users, raw, never_cut)
 
 
 @dataclass(frozen=True)
@@ -92,6 +136,30 @@ class StitchResult:
     identity_map: pa.Table
     guard_log: pa.Table
     n_edges: int
+    edges: pa.Table = field(default_factory=lambda: EDGES_SCHEMA.empty_table())  # every edge, cut flagged
+    raw_components: pa.Table = field(default_factory=lambda: RAW_COMPONENTS_SCHEMA.empty_table())
+    aliases: pa.Table = field(
+        default_factory=lambda: ALIAS_PAIRS_SCHEMA.empty_table()
+    )  # absorbed -> survivor
+
+
+EDGES_SCHEMA = pa.schema(
+    [
+        ("a_type", pa.string()),
+        ("a_value", pa.string()),
+        ("b_type", pa.string()),
+        ("b_value", pa.string()),
+        ("rule", pa.string()),  # user | record | pair | probabilistic
+        ("first_ts", TS),
+        ("probability", pa.float64()),
+        ("evidence", pa.string()),
+        ("cut", pa.string()),  # NULL | conflict | never_link
+    ]
+)
+RAW_COMPONENTS_SCHEMA = pa.schema(
+    [("identifier_type", pa.string()), ("identifier_value", pa.string()), ("component", pa.string())]
+)
+ALIAS_PAIRS_SCHEMA = pa.schema([("alias_id", pa.string()), ("customer_id", pa.string())])
 
 
 class Stitcher:
@@ -100,18 +168,74 @@ class Stitcher:
     def __init__(self, config: StitchConfig) -> None:
         self.config = config
 
-    def run(self, con: duckdb.DuckDBPyConnection) -> StitchResult:
-        """Stitch the `events` (and `records`) views of ``con``; returns the tables, writes nothing."""
-        graph = build_graph(con, self.config)
-        comp = components(graph)
-        con.register("_anchor", pa.table({"node": np.arange(graph.n_nodes), "anchor": comp.anchor}))
+    def run(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        prior: pa.Table | None = None,
+        extra_edges: pa.Table | None = None,
+        never_link: pa.Table | None = None,
+        keep: pa.Table | None = None,
+    ) -> StitchResult:
+        """Stitch the `events` (and `records`) views of ``con``; returns the tables, writes nothing.
+
+        ``prior``: the previous identity map (persistent ids); ``extra_edges``: probabilistic links;
+        ``never_link``: (constraint_id, side, identifier_type, identifier_value); ``keep``: only these nodes.
+        """
+        graph = build_graph(con, self.config, extra_edges, keep)
+        nl = _never_link_nodes(con, never_link)
+        comp = components(graph, nl)
+        n = graph.n_nodes
+        kept = np.ones(n, dtype=bool)
+        if keep is not None:
+            kept[:] = False
+            kept[con.execute("SELECT node FROM _kept").fetchnumpy()["node"].astype(np.int64)] = True
+        con.register(
+            "_comp",
+            pa.table(
+                {
+                    "node": np.arange(n),
+                    "label": comp.labels,
+                    "anchor": comp.anchor,
+                    "raw": comp.raw,
+                    "ord": np.argsort(np.lexsort((np.arange(n), graph.first_seen_us))),
+                    "kept": kept,
+                }
+            ),
+        )
+        aliases = assign_ids(con, prior)
         identity_map = con.sql("""
-            SELECT n.t AS identifier_type, n.v AS identifier_value,
-                   'c_' || left(sha256(a.t || ':' || a.v), 16) AS customer_id, n.first_seen
-            FROM _nodes n JOIN _anchor x ON x.node = n.node JOIN _nodes a ON a.node = x.anchor
-            ORDER BY customer_id, n.node""").to_arrow_table()
+            SELECT n.t AS identifier_type, n.v AS identifier_value, i.customer_id, n.first_seen
+            FROM _nodes n JOIN _comp c ON c.node = n.node JOIN _ids i ON i.label = c.label
+            WHERE c.kept ORDER BY customer_id, n.node""").to_arrow_table()
+        raw = con.sql("""
+            WITH k AS (SELECT raw, min(node) AS m FROM _comp GROUP BY raw)
+            SELECT n.t AS identifier_type, n.v AS identifier_value, a.t || ':' || a.v AS component
+            FROM _comp c JOIN k USING (raw) JOIN _nodes n ON n.node = c.node JOIN _nodes a ON a.node = k.m
+            WHERE c.kept""").to_arrow_table()
+        edges = self._edges(con, graph, comp)
         log = pa.concat_tables([graph.guard_log, self._cut_log(con, graph, comp)])
-        return StitchResult(identity_map.cast(IDENTITY_MAP_SCHEMA), log, int(len(graph.src) - comp.cut.sum()))
+        return StitchResult(
+            identity_map.cast(IDENTITY_MAP_SCHEMA),
+            log,
+            int(len(graph.src) - comp.cut.sum()),
+            edges,
+            raw.cast(RAW_COMPONENTS_SCHEMA),
+            aliases.cast(ALIAS_PAIRS_SCHEMA),
+        )
+
+    @staticmethod
+    def _edges(con: duckdb.DuckDBPyConnection, graph: IdentityGraph, comp: Components) -> pa.Table:
+        cut = np.where(comp.never_cut, "never_link", np.where(comp.cut, "conflict", None))
+        con.register("_e", graph.edges.append_column("cut", pa.array(cut.tolist(), pa.string())))
+        return (
+            con.sql("""
+            SELECT x.t AS a_type, x.v AS a_value, y.t AS b_type, y.v AS b_value, e.rule, e.first_ts,
+                   e.probability, e.evidence, e.cut
+            FROM _e e JOIN _nodes x ON x.node = e.a JOIN _nodes y ON y.node = e.b""")
+            .to_arrow_table()
+            .cast(EDGES_SCHEMA)
+        )
 
     @staticmethod
     def _cut_log(con: duckdb.DuckDBPyConnection, graph: IdentityGraph, comp: Components) -> pa.Table:
@@ -120,14 +244,34 @@ class Stitcher:
             return GUARD_LOG_SCHEMA.empty_table()
         con.register(
             "_cut",
-            pa.table({"a": graph.src[idx], "b": graph.dst[idx], "users": comp.conflict_users[idx]}),
+            pa.table(
+                {
+                    "a": graph.src[idx],
+                    "b": graph.dst[idx],
+                    "users": comp.conflict_users[idx],
+                    "never": comp.never_cut[idx],
+                }
+            ),
         )
         return (
             con.sql("""
-            SELECT 'conflict_cut' AS guard, x.t AS identifier_type, x.v AS identifier_value,
-                   'unlinked from ' || y.t || ' ' || y.v || ': the link joined ' || c.users || ' user_ids' AS detail
+            SELECT CASE WHEN c.never THEN 'never_link' ELSE 'conflict_cut' END AS guard,
+                   x.t AS identifier_type, x.v AS identifier_value,
+                   CASE WHEN c.never THEN 'unlinked from ' || y.t || ' ' || y.v || ': a never-link constraint'
+                        ELSE 'unlinked from ' || y.t || ' ' || y.v || ': the link joined ' || c.users || ' user_ids'
+                   END AS detail
             FROM _cut c JOIN _nodes x ON x.node = c.a JOIN _nodes y ON y.node = c.b
-            ORDER BY 2, 3, 4""")
+            ORDER BY 1, 2, 3, 4""")
             .to_arrow_table()
             .cast(GUARD_LOG_SCHEMA)
         )
+
+
+def _never_link_nodes(con: duckdb.DuckDBPyConnection, never_link: pa.Table | None) -> NeverLink:
+    if never_link is None or never_link.num_rows == 0:
+        return NeverLink.empty()
+    con.register("_nl", never_link.select(["constraint_id", "side", "identifier_type", "identifier_value"]))
+    rows = con.execute("""
+        SELECT dense_rank() OVER (ORDER BY l.constraint_id) AS cid, l.side::BIGINT AS side, n.node
+        FROM _nl l JOIN _nodes n ON n.t = l.identifier_type AND n.v = l.identifier_value""").fetchnumpy()
+    return NeverLink(*(np.asarray(rows[k], dtype=np.int64) for k in ("cid", "side", "node")))

@@ -33,7 +33,9 @@ def test_readme_shows_the_two_commands() -> None:
 
 
 @pytest.mark.parametrize(("kind", "heading", "lang", "suffix"), EXAMPLES)
-def test_readme_example_imports_cleanly(tmp_path: Path, kind: str, heading: str, lang: str, suffix: str) -> None:
+def test_readme_example_imports_cleanly(
+    tmp_path: Path, kind: str, heading: str, lang: str, suffix: str
+) -> None:
     text = example_after(heading, lang)
     path = tmp_path / f"example{suffix}"
     path.write_text(text)

@@ -1,4 +1,5 @@
-"""`cxi identity resolve | lookup`: stitch identifiers into customer profiles and look them up."""
+"""`cxi identity resolve | lookup | explain | unmerge | health`: stitch identifiers into customer profiles,
+look them up, explain and undo merges, and check the graph's health."""
 
 from __future__ import annotations
 
@@ -93,3 +94,126 @@ def lookup(
     for t, v in index.identifiers_of(customer):
         table.add_row(t, v)
     console.print(table)
+
+
+@app.command()
+def explain(
+    key: Annotated[str, typer.Argument(help="A customer_id (or alias id), or an identifier as TYPE:VALUE.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Why a customer is one customer: identifiers, edges (rule, evidence), guard firings, merge history."""
+    from contract.errors import CXIError
+    from identity.explain import explain as run_explain
+
+    try:
+        ex = run_explain(_workspace(workspace), key)
+    except CXIError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    aliases = f" (aliases: {', '.join(ex.aliases)})" if ex.aliases else ""
+    ids = Table(title=f"customer {ex.customer_id}{aliases}: {len(ex.identifiers)} identifiers")
+    ids.add_column("identifier_type")
+    ids.add_column("identifier_value")
+    for t, v in ex.identifiers:
+        ids.add_row(t, v)
+    console.print(ids)
+    edges = Table(title="edges")
+    for col in ("a", "b", "rule", "first_ts", "probability", "cut"):
+        edges.add_column(col)
+    for r in ex.edges.to_pylist():
+        p = "" if r["probability"] is None else f"{r['probability']:.3f}"
+        edges.add_row(
+            f"{r['a_type']}:{r['a_value']}",
+            f"{r['b_type']}:{r['b_value']}",
+            r["rule"],
+            str(r["first_ts"]),
+            p,
+            r["cut"] or "",
+        )
+    console.print(edges)
+    guards = Table(title="guard firings")
+    for col in ("guard", "identifier", "detail"):
+        guards.add_column(col)
+    for r in ex.guards.to_pylist():
+        guards.add_row(r["guard"], f"{r['identifier_type']}:{r['identifier_value']}", r["detail"])
+    console.print(guards)
+    hist = Table(title="merge / split history")
+    for col in ("at", "action", "survivor", "absorbed", "rule", "actor"):
+        hist.add_column(col)
+    for r in ex.history.to_pylist():
+        hist.add_row(str(r["at"]), r["action"], r["survivor"], r["absorbed"], r["rule"], r["actor"])
+    console.print(hist)
+
+
+@app.command()
+def unmerge(
+    customer_id: Annotated[str, typer.Argument(help="The customer to split (an alias id resolves).")],
+    identifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--identifier", "-i", help="Detach this TYPE:VALUE (repeatable); default: undo the last merge."
+        ),
+    ] = None,
+    actor: Annotated[str, typer.Option(help="Who asks (recorded in the audit).")] = "cli",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Split a cluster back, pin the split (never-link) and name the customers whose features to rebuild."""
+    from contract.errors import ContractError, CXIError
+    from identity import IdentityResolver
+
+    pairs: list[tuple[str, str]] = []
+    for item in identifier or []:
+        if ":" not in item:
+            console.print(f"[red]error:[/red] --identifier: expected TYPE:VALUE (got {item!r})")
+            raise typer.Exit(1)
+        t, v = item.split(":", 1)
+        pairs.append((t, v))
+    try:
+        result = IdentityResolver(_workspace(workspace)).unmerge(customer_id, pairs or None, actor=actor)
+    except (CXIError, ContractError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"split {result.detached} identifiers off {result.customer_id} into {', '.join(result.split_off) or '-'}"
+    )
+    console.print("rebuild features for: " + " ".join(result.affected_customer_ids))
+
+
+@app.command()
+def health(
+    giant: Annotated[int, typer.Option(help="A cluster with more identifiers is giant.")] = 50,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Cluster sizes, giant clusters, bridge identifiers and guard firings; warns past the thresholds."""
+    from contract.errors import CXIError
+    from identity.health import HealthConfig
+    from identity.health import health as run_health
+
+    try:
+        report = run_health(_workspace(workspace), HealthConfig(giant_cluster_size=giant))
+    except CXIError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    sizes = Table(title=f"{report.customers} customers, {report.identifiers} identifiers")
+    sizes.add_column("identifiers per customer")
+    sizes.add_column("customers", justify="right")
+    for bucket, n in report.size_distribution.items():
+        sizes.add_row(bucket, str(n))
+    console.print(sizes)
+    other = Table(title="graph health")
+    other.add_column("measure")
+    other.add_column("value", justify="right")
+    other.add_row(f"giant clusters (> {giant})", str(len(report.giant_clusters)))
+    other.add_row("bridge identifiers", f"{len(report.bridges)} of {report.searched_identifiers} searched")
+    for g, n in sorted(report.guard_firings.items()):
+        other.add_row(f"guard: {g}", str(n))
+    console.print(other)
+    if report.bridges:
+        br = Table(title="bridge identifiers (first 20)")
+        for col in ("customer_id", "identifier_type", "identifier_value"):
+            br.add_column(col)
+        for row in report.bridges[:20]:
+            br.add_row(*row)
+        console.print(br)
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")

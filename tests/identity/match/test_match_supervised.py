@@ -49,3 +49,22 @@ def test_labels_are_constraints_not_features() -> None:
     assert "user_id" not in {c.column for c in matcher.comparisons_}
     assert not any("user_id" in f for f in matcher.model_.feature_names_)
     assert matcher.n_labels_["matches"] > 0 and matcher.n_labels_["non_matches"] > 0
+
+
+def test_extra_id_columns_train_and_keep_readable_names() -> None:
+    """An extra id (``extra_ids`` -> ``id:customer_number``) is a comparison whose name LightGBM would reject
+    ("special JSON characters"): the booster gets safe names, evidence and explain keep the readable one."""
+    import json
+
+    records, entity = make_records(200, seed=7, user_id_rate=0.8)
+    number = "CN-" + (entity * 7919 % 1_000_003).astype(str).str.zfill(7)
+    records["extra_ids"] = [json.dumps({"customer_number": v}) for v in number]
+    matcher = RecordMatcher(mode="supervised", min_labels=10).fit(records)
+    names = matcher.model_.feature_names_
+    assert "id:customer_number" in names
+    assert "id:customer_number" in {c.name for c in matcher.comparisons_}
+    booster_names = matcher.model_.booster_.feature_name()
+    assert len(booster_names) == len(names) and not any(":" in n for n in booster_names)
+    pairs = matcher.link(records.drop(columns=["user_id"])).pairs
+    why = matcher.explain(pairs.iloc[0])
+    assert "id:customer_number" in set(why.get("comparison", why.index))
