@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cxi.commands import features, identity, imports, pipeline, serve, simulate, train
+from cxi.commands import features, identity, imports, nba, pipeline, serve, simulate, train
 
 app = typer.Typer(
     name="cxi",
@@ -22,6 +22,7 @@ app.add_typer(
     features.app, name="features", help="Feast feature store: apply definitions, build, materialize."
 )
 app.add_typer(train.app, name="train", help="Train models from Feast features and register them in MLflow.")
+app.add_typer(nba.app, name="nba", help="Next-best-action: recommend offers with the registered policy.")
 app.command("serve", help="Start the BentoML scoring service.")(serve.serve)
 app.command(
     "run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve."

@@ -5,7 +5,9 @@ day's 23:59:59 UTC), so features count events <= T and labels events in (T, T + 
 
 * holdout: the latest T with T + H <= the end of the log (or ``as_of``);
 * training: T_h - H, then every ``step_days`` further back, so every training label window ends by T_h;
-* early stopping on a customer-grouped validation split of the training rows.
+* early stopping on a customer-grouped validation split of the training rows, and Platt calibration chosen
+  on a second, disjoint customer-grouped calibration split (folded into the registered booster);
+* baselines (recency, logistic regression on RFM, BG/NBD) scored on the same holdout rows in the same run.
 
 A new model becomes ``champion`` when there is none, or when its holdout ROC-AUC is not below the current
 champion's scored on the very same holdout rows; otherwise it gets alias ``challenger``.
@@ -23,6 +25,7 @@ import pandas as pd
 from contract.errors import ContractError, WorkspaceError
 from contract.settings import Settings
 from contract.workspace import Workspace
+from training.baselines import activity_summary, churn_baselines
 from training.evaluation import binary_metrics, diagnostic_figures, roc_auc
 from training.labels import churn_labels, log_bounds, to_utc
 from training.model import ChurnModel
@@ -61,12 +64,15 @@ class ChurnResult:
     feature_names: list[str]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         m = self.metrics
         return (
             f"{self.name} v{self.version} @{self.alias}: holdout ROC-AUC {m['holdout_roc_auc']:.3f}, "
-            f"PR-AUC {m['holdout_pr_auc']:.3f}, Brier {m['holdout_brier']:.3f} "
+            f"PR-AUC {m['holdout_pr_auc']:.3f}, Brier {m['holdout_brier']:.3f}, "
+            f"best baseline AUC {m.get('best_baseline_roc_auc', float('nan')):.3f} "
             f"({self.rows['train']} train / {self.rows['holdout']} holdout rows, {self.seconds:.1f}s)"
         )
 
@@ -118,10 +124,26 @@ def plan_as_of(
     return ChurnPlan(holdout, sorted(train), horizon_days, lookback_days, activity)
 
 
-def _validation_mask(customer_ids: pd.Series, fraction: float = 0.2) -> np.ndarray:
-    """A stable customer-grouped split: a customer is in validation at every as-of date or at none."""
+def _validation_mask(customer_ids: pd.Series, fraction: float = 0.2, start: float = 0.0) -> np.ndarray:
+    """A stable customer-grouped split: a customer is in it at every as-of date or at none."""
     buckets = pd.util.hash_pandas_object(customer_ids.astype(str), index=False).to_numpy() % 1000
-    return buckets < int(fraction * 1000)
+    return (buckets >= int(start * 1000)) & (buckets < int((start + fraction) * 1000))
+
+
+def _baseline_metrics(
+    y: np.ndarray, scores: dict[str, np.ndarray], cxi: dict[str, float]
+) -> dict[str, float]:
+    """baseline_<name>_<metric> for every baseline, the best baseline's AUC/Brier and CXI's deltas to them."""
+    out: dict[str, float] = {}
+    for name, s in scores.items():
+        out.update({f"baseline_{name}_{k}": v for k, v in binary_metrics(y, s).items() if k != "base_rate"})
+    best_auc = max(out[f"baseline_{n}_roc_auc"] for n in scores)
+    best_brier = min(out[f"baseline_{n}_brier"] for n in scores)
+    out["best_baseline_roc_auc"] = best_auc
+    out["best_baseline_brier"] = best_brier
+    out["delta_roc_auc_vs_best_baseline"] = cxi["holdout_roc_auc"] - best_auc
+    out["delta_brier_vs_best_baseline"] = cxi["holdout_brier"] - best_brier
+    return out
 
 
 def _model_card(plan: ChurnPlan, metrics: dict[str, float], rows: dict[str, int], features: list[str]) -> str:
@@ -134,15 +156,24 @@ shows no {"activity" if plan.activity == "any" else "purchase"} in the following
 **Features**: Feast feature service `{FEATURE_SERVICE}` ({len(features)} inputs), point-in-time as of T.
 
 **Data**: training as-of {plan.train_as_of[0].date()} .. {plan.train_as_of[-1].date()} ({len(plan.train_as_of)} dates,
-{rows["train"]} train / {rows["valid"]} validation rows); time-based holdout as-of {plan.holdout_as_of.date()}
-({rows["holdout"]} rows). Every training label window ends by the holdout as-of.
+{rows["train"]} train / {rows["valid"]} early-stopping / {rows.get("calib", 0)} calibration rows, customer-grouped);
+time-based holdout as-of {plan.holdout_as_of.date()} ({rows["holdout"]} rows). Every training label window ends
+by the holdout as-of.
+
+**Calibration**: Platt scaling on the raw margin, chosen on the calibration rows by cross-fitted Brier, folded
+into the registered booster (its plain `predict` is the calibrated probability).
+
+**Monotone by construction**: churn risk never falls with recency and never rises with activity counts.
+
+**Baselines** on the same holdout: recency only, logistic regression on RFM, BG/NBD P(no activity in horizon)
+(metrics `baseline_*`).
 
 | metric | value |
 |---|---|
 {m}
 
 **Limitations**: labels and features come from one brand's event log; customers first seen after the
-last snapshot are not scored; scores are not calibrated beyond what the calibration plot shows.
+last snapshot are not scored; calibration holds for the training period's base rate (see the holdout ECE).
 """
 
 
@@ -214,6 +245,7 @@ def train_churn(
             activity=settings.churn_activity,
             lookback_days=lookback_days,
         )
+        summary = activity_summary(con, plan.holdout_as_of, activity=settings.churn_activity)
     timings["labels_s"] = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -222,10 +254,12 @@ def train_churn(
 
     is_holdout = (frame["event_timestamp"] == pd.Timestamp(plan.holdout_as_of)).to_numpy()
     train_all, holdout = frame[~is_holdout], frame[is_holdout]
-    valid_mask = _validation_mask(train_all["customer_id"])
-    train, valid = train_all[~valid_mask], train_all[valid_mask]
-    rows = {"train": len(train), "valid": len(valid), "holdout": len(holdout)}
-    for part, df in (("train", train), ("validation", valid), ("holdout", holdout)):
+    valid_mask = _validation_mask(train_all["customer_id"], 0.15)
+    calib_mask = _validation_mask(train_all["customer_id"], 0.15, start=0.15)
+    train = train_all[~valid_mask & ~calib_mask]
+    valid, calib = train_all[valid_mask], train_all[calib_mask]
+    rows = {"train": len(train), "valid": len(valid), "calib": len(calib), "holdout": len(holdout)}
+    for part, df in (("train", train), ("validation", valid), ("calibration", calib), ("holdout", holdout)):
         if df[LABEL].nunique() < 2:
             raise WorkspaceError(
                 f"{part} set: needs churned and retained customers, got {len(df)} rows of one class"
@@ -233,7 +267,12 @@ def train_churn(
 
     t0 = time.perf_counter()
     est = model or ChurnModel()
-    est.fit(train[names], train[LABEL], eval_set=(valid[names], valid[LABEL]))
+    est.fit(
+        train[names],
+        train[LABEL],
+        eval_set=(valid[names], valid[LABEL]),
+        calib_set=(calib[names], calib[LABEL]),
+    )
     timings["fit_s"] = time.perf_counter() - t0
 
     y_hold = holdout[LABEL].to_numpy()
@@ -241,6 +280,31 @@ def train_churn(
     metrics = {f"holdout_{k}": v for k, v in binary_metrics(y_hold, p_hold).items()}
     metrics["valid_roc_auc"] = roc_auc(valid[LABEL].to_numpy(), est.predict_proba(valid[names])[:, 1])
     metrics["best_iteration"] = float(est.best_iteration_)
+    cal = est.calibration_
+    calibration_tags = cal.tags() if cal else {"calibration.method": "none"}
+    if cal:
+        metrics.update({f"calib_brier_{k}": v for k, v in cal.brier.items()})
+
+    t0 = time.perf_counter()
+    base = churn_baselines(
+        train_all,
+        train_all[LABEL].to_numpy(),
+        holdout,
+        summary,
+        horizon_days=horizon,
+        activity=settings.churn_activity,
+    )
+    metrics.update(_baseline_metrics(y_hold, base.scores, metrics))
+    metrics.update(base.info)
+    timings["baselines_s"] = time.perf_counter() - t0
+    baselines = {
+        n: {k: metrics[f"baseline_{n}_{k}"] for k in ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")}
+        for n in base.scores
+    }
+    raw = getattr(est, "raw_booster_", est.booster_)
+    importance = dict(
+        zip(raw.feature_name(), raw.feature_importance(importance_type="gain").tolist(), strict=True)
+    )
 
     registry = Registry(settings)
     decision = decide(registry, name, holdout, y_hold, metrics["holdout_roc_auc"])
@@ -269,12 +333,19 @@ def train_churn(
         row_counts=rows,
         input_example=holdout[names].head(5),
         model_card=_model_card(plan, metrics, rows, names),
-        figures=diagnostic_figures(y_hold, p_hold, title=f"(holdout {plan.holdout_as_of.date()})"),
-        tags={"promotion": decision.alias, "promotion_reason": decision.reason},
+        figures=diagnostic_figures(
+            y_hold,
+            p_hold,
+            title=f"(holdout {plan.holdout_as_of.date()})",
+            baselines=base.scores,
+            importance=importance,
+        ),
+        tags={"promotion": decision.alias, "promotion_reason": decision.reason, **calibration_tags},
     )
     t0 = time.perf_counter()
     reg = registry.log_training(name, est.booster_, record, run_name=f"{name}-{plan.holdout_as_of.date()}")
     registry.set_alias(name, reg.version, decision.alias)
+    registry.set_tags(name, reg.version, calibration_tags)
     timings["log_register_s"] = time.perf_counter() - t0
     return ChurnResult(
         name=name,
@@ -289,4 +360,6 @@ def train_churn(
         feature_names=names,
         seconds=time.perf_counter() - started,
         timings=timings,
+        baselines=baselines,
+        calibration=calibration_tags,
     )

@@ -2,6 +2,11 @@
 
 Hyper-parameters live in ``__init__``; ``fit`` returns ``self``; learned attributes end in ``_``. What gets
 registered is the native ``booster_`` (it carries its feature names), so serving needs no wrapper.
+
+Behaviour by construction: with ``monotone=True`` LightGBM's monotone constraints make churn risk
+non-decreasing in recency features (``days_since_last_*``) and non-increasing in activity counts and revenue,
+so more recent activity or one more purchase never raises the score, all else equal. With a ``calib_set``
+the Platt map chosen on it is folded into ``booster_`` (see `training.calibration`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,24 @@ import numpy as np
 import pandas as pd
 
 from contract.errors import ContractError
+from training.calibration import Calibration, choose_calibration, fold_into_booster
+
+#: Feature-name prefixes with a known direction: +1 risk rises with the value, -1 risk falls.
+MONOTONE_PREFIXES: tuple[tuple[str, int], ...] = (
+    ("days_since_last_", 1),
+    ("events_", -1),
+    ("sessions_", -1),
+    ("purchases_", -1),
+    ("revenue_", -1),
+    ("product_views_", -1),
+    ("email_opens_", -1),
+    ("email_clicks_", -1),
+)
+
+
+def monotone_directions(names: list[str]) -> list[int]:
+    """LightGBM ``monotone_constraints`` for ``names`` (0 where no direction is known)."""
+    return [next((d for pre, d in MONOTONE_PREFIXES if n.startswith(pre)), 0) for n in names]
 
 
 class ChurnModel:
@@ -29,6 +52,7 @@ class ChurnModel:
         early_stopping_rounds: int = 50,
         seed: int = 0,
         num_threads: int = 0,
+        monotone: bool = True,
     ) -> None:
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -40,13 +64,21 @@ class ChurnModel:
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
+        self.monotone = monotone
 
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
-    def lgb_params(self) -> dict[str, Any]:
-        """The parameters handed to ``lightgbm.train``."""
+    def lgb_params(self, names: list[str] | None = None) -> dict[str, Any]:
+        """The parameters handed to ``lightgbm.train`` (monotone constraints need the feature ``names``)."""
+        extra: dict[str, Any] = {}
+        if self.monotone and names:
+            extra = {
+                "monotone_constraints": monotone_directions(names),
+                "monotone_constraints_method": "advanced",
+            }
         return {
+            **extra,
             "objective": "binary",
             "metric": [
                 "binary_logloss",
@@ -66,9 +98,15 @@ class ChurnModel:
         }
 
     def fit(
-        self, X: pd.DataFrame, y: pd.Series | np.ndarray, *, eval_set: tuple[pd.DataFrame, Any] | None = None
+        self,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        *,
+        eval_set: tuple[pd.DataFrame, Any] | None = None,
+        calib_set: tuple[pd.DataFrame, Any] | None = None,
     ) -> ChurnModel:
-        """Train on X (numeric feature columns) and y (0/1); with ``eval_set``, stop early on its log-loss."""
+        """Train on X (numeric feature columns) and y (0/1); with ``eval_set``, stop early on its log-loss;
+        with ``calib_set``, choose and fold in a calibration map (``calibration_``)."""
         y_arr = _labels(y, len(X), "y")
         if X.shape[1] == 0:
             raise ContractError("X", "has no feature columns")
@@ -83,7 +121,7 @@ class ChurnModel:
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
             ]
         self.booster_ = lgb.train(
-            self.lgb_params(),
+            self.lgb_params(list(X.columns)),
             train,
             num_boost_round=self.num_boost_round,
             valid_sets=valid_sets,
@@ -91,6 +129,17 @@ class ChurnModel:
         )
         self.feature_names_ = list(X.columns)
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        self.calibration_: Calibration | None = None
+        if calib_set is not None:
+            Xc = _numeric(calib_set[0])[self.feature_names_]
+            yc = _labels(calib_set[1], len(Xc), "calib_set.y")
+            margin = np.asarray(self.booster_.predict(Xc, raw_score=True, num_iteration=self.best_iteration_))
+            self.calibration_ = choose_calibration(margin, yc, seed=self.seed)
+            self.raw_booster_ = self.booster_
+            self.booster_ = fold_into_booster(
+                self.booster_, self.calibration_.a, self.calibration_.b, self.best_iteration_
+            )
+            self.best_iteration_ = self.booster_.current_iteration()
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

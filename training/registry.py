@@ -8,9 +8,11 @@ serving loads the native booster, not the pyfunc wrapper, which costs far more p
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -233,3 +235,51 @@ class Registry:
 
     def champion(self, name: str) -> ChampionModel:
         return self.load(name, CHAMPION)
+
+    # --- models stored as plain artifact folders (e.g. a policy of several native boosters) -------
+    def log_artifact_model(
+        self, name: str, directory: Path, record: TrainingRecord, *, run_name: str | None = None
+    ) -> RegisteredVersion:
+        """One run like ``log_training``, but the model is a folder of files (logged under ``model/``) and
+        registered as a new version of ``name`` pointing at that folder."""
+        import mlflow
+
+        client = self._activate()
+        tags = {"feature_service": record.feature_service, "model_name": name, **record.tags}
+        tags |= {f"data.{k}": v for k, v in record.data_window.items()}
+        sha = git_sha()
+        if sha:
+            tags["git_sha"] = sha
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
+            mlflow.set_tags(tags)
+            mlflow.log_params({**record.params, "feature_service": record.feature_service})
+            mlflow.log_metrics({k: float(v) for k, v in record.metrics.items()})
+            mlflow.log_metrics({f"rows_{k}": float(v) for k, v in record.row_counts.items()})
+            mlflow.log_dict({"data_window": record.data_window, "row_counts": record.row_counts}, "data.json")
+            mlflow.log_text(
+                record.input_example.to_json(orient="records", date_format="iso"), "input_example.json"
+            )
+            for fig_name, fig in record.figures.items():
+                mlflow.log_figure(fig, f"plots/{fig_name}.png")
+            if record.model_card:
+                mlflow.log_text(record.model_card, "model_card.md")
+            mlflow.log_artifacts(str(directory), "model")
+            source = f"{run.info.artifact_uri}/model"
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):  # already registered
+            client.create_registered_model(name)
+        mv = client.create_model_version(name, source, run_id=run.info.run_id, description=record.model_card)
+        client.set_model_version_tag(name, str(mv.version), "feature_service", record.feature_service)
+        return RegisteredVersion(name, str(mv.version), run.info.run_id, f"models:/{name}/{mv.version}")
+
+    def download_artifact_model(self, name: str, dst: Path, alias: str = CHAMPION) -> tuple[str, Path]:
+        """(version, local folder) of the artifact-folder model behind ``models:/<name>@<alias>``."""
+        import mlflow.artifacts
+
+        version = self.alias_version(name, alias)
+        if version is None:
+            raise NotFoundError(f"model: no version of {name!r} has alias {alias!r}; train one first")
+        source = self._activate().get_model_version(name, version).source
+        path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst))
+        return version, Path(path)

@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cxi.commands.nba import train_nba_command
+
 app = typer.Typer(no_args_is_help=True, help="Train models from Feast features and register them in MLflow.")
+app.command(
+    "nba",
+    help="Learn an offer policy from logged decisions; ship it only if off-policy evaluation says it wins.",
+)(train_nba_command)
 console = Console()
 
 

@@ -60,6 +60,17 @@ def test_train_register_and_challenge(make_settings: Callable[..., Settings]) ->
     assert all(t + timedelta(days=21) <= first.plan.holdout_as_of for t in first.plan.train_as_of)
     assert min(first.rows.values()) > 50
 
+    # baselines in the same run, on the same holdout; calibration folded into the registered booster
+    assert set(first.baselines) == {"recency", "logreg_rfm", "bgnbd"}
+    for name in first.baselines:
+        for metric in ("roc_auc", "pr_auc", "brier", "top_decile_lift"):
+            assert np.isfinite(first.metrics[f"baseline_{name}_{metric}"])
+    assert first.metrics["delta_roc_auc_vs_best_baseline"] == pytest.approx(
+        first.metrics["holdout_roc_auc"] - first.metrics["best_baseline_roc_auc"]
+    )
+    assert first.calibration["calibration.method"] in ("none", "platt")
+    assert first.metrics["holdout_ece"] < 0.1, first.metrics
+
     registry = Registry(settings)
     champ = registry.champion("churn")
     assert (champ.version, champ.feature_service, champ.feature_names) == (
@@ -67,6 +78,17 @@ def test_train_register_and_challenge(make_settings: Callable[..., Settings]) ->
         "churn_v1",
         first.feature_names,
     )
+    run = registry.client.get_run(first.run_id)
+    assert run.data.metrics["baseline_bgnbd_roc_auc"] == pytest.approx(
+        first.metrics["baseline_bgnbd_roc_auc"]
+    )
+    assert run.data.tags["calibration.method"] == first.calibration["calibration.method"]
+    mv = registry.client.get_model_version("churn", "1")
+    assert mv.tags["calibration.in_booster"] in ("true",) or mv.tags["calibration.method"] == "none"
+    plots = {a.path for a in registry.client.list_artifacts(first.run_id, "plots")}
+    assert {
+        f"plots/{p}.png" for p in ("roc", "pr", "calibration", "lift_gain", "feature_importance")
+    } <= plots
 
     # a model that cannot split scores 0.5 on the same holdout: registered, but only as challenger
     weak = ChurnModel(num_boost_round=2, min_data_in_leaf=10**6, num_threads=1)
