@@ -18,24 +18,17 @@ import numpy as np
 import pandas as pd
 
 from simulator.config import CATEGORIES, OFFERS, SimConfig
+from simulator.network import network_columns
 from simulator.offers import CHANNELS, SEGMENTS
 from simulator.population import Population, hex_ids
 
 _NO_OFFER = OFFERS.index("no_offer")
-_USER_AGENTS = np.array(
-    [
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1",
-        "CXIShop/4.2 (Android 15; Pixel 8)",
-    ],
-    dtype=object,
-)
 _PRODUCTS_PER_CATEGORY = 40
 _QUERY_WORDS = np.array(["", " sale", " new", " best", " cheap", " gift"], dtype=object)
 _COLUMNS = (
     "_person", "_t", "type", "channel", "anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256",
-    "loyalty_id", "user_agent", "product_id", "category", "price", "quantity", "revenue", "order_id", "offer_id",
-    "query", "consent",
+    "loyalty_id", "ip", "user_agent", "product_id", "category", "price", "quantity", "revenue", "order_id",
+    "offer_id", "query", "consent", "_device", "_session",
 )  # fmt: skip
 _CONSENT_KEYS = ("analytics", "personalization", "marketing", "advertising")
 _CONSENT_RATES = np.array([0.8, 0.6, 0.45, 0.35])
@@ -182,7 +175,8 @@ def build_exports(
         device_id=pop.device_id[dev],
         user_id=_obj(pop.user_id[person], carries_user),
         email_sha256=_obj(ehash[person], (is_buy & ses["guest_email"][si]) | (etype == "signup")),
-        user_agent=_USER_AGENTS[pop.device_kind[dev]],
+        _device=dev,
+        _session=si,
         product_id=_obj(sku[cat, j], has_product),
         category=_obj(np.asarray(CATEGORIES, object)[cat], has_product | is_search),
         price=np.where(has_product, unit, np.nan),
@@ -206,7 +200,7 @@ def build_exports(
         )
     if ec is not None and len(ec["person"]):
         aid, did = anon(ec["device"], ec["gen"]), pop.device_id[ec["device"]]
-        ua = _USER_AGENTS[pop.device_kind[ec["device"]]]
+        click_session = s + np.arange(len(ec["person"]))  # the click and its landing page share a context
         eb.add(
             len(ec["person"]),
             _person=ec["person"],
@@ -216,7 +210,8 @@ def build_exports(
             email_sha256=ehash[ec["person"]],
             anonymous_id=aid,
             device_id=did,
-            user_agent=ua,
+            _device=ec["device"],
+            _session=click_session,
         )
         eb.add(
             len(ec["person"]),
@@ -226,7 +221,8 @@ def build_exports(
             channel="web",
             anonymous_id=aid,
             device_id=did,
-            user_agent=ua,
+            _device=ec["device"],
+            _session=click_session,
         )
     # --- store visits: loyalty card, account at the till (a transaction), or anonymous ----------------
     st = act["store"]
@@ -287,6 +283,10 @@ def build_exports(
     events = events.iloc[np.lexsort((np.arange(len(events)), events["_t"].to_numpy(np.int64)))].reset_index(
         drop=True
     )
+    hidden = {c: pd.to_numeric(events[c]).fillna(-1).astype(np.int64) for c in ("_device", "_session")}
+    ip, ua, network_truth = network_columns(cfg, pop, events.assign(**hidden), cfg.seed)
+    events["ip"], events["user_agent"] = ip, ua
+    events = events.drop(columns=["_device", "_session"])
     events.insert(
         0, "event_id", ("evt-" + pd.Series(np.arange(len(events))).astype(str).str.zfill(9)).to_numpy(object)
     )
@@ -301,6 +301,7 @@ def build_exports(
         "decisions": decisions,
         "offer_truth": offer_truth,
         "transactions_truth": tx_truth,
+        "network_truth": network_truth,
     }
 
 

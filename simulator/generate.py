@@ -38,7 +38,9 @@ def generate(config: SimConfig, progress: Progress | None = None) -> SimData:
     tx = ex["transactions"].assign(person_id=ex["transactions_truth"]["person_id"].to_numpy())
     events["person_id"] = pop.person_id[events["_person"].to_numpy()]
     truth = {
-        "persons": person_flags(pop, events, sessions, rec_all, churn_day, config),
+        "persons": pd.concat(
+            [person_flags(pop, events, sessions, rec_all, churn_day, config), ex["network_truth"]], axis=1
+        ),
         "identifiers": identifiers(events, rec_all, tx),
         "records": rec_truth,
         "events": events[["event_id", "person_id"]].copy(),

@@ -9,10 +9,20 @@ only here, only when this mode runs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
+
+
+def booster_feature_names(names: list[str]) -> list[str]:
+    """Names LightGBM accepts (no JSON special characters, unique): ``f<k>_<name with unsafe -> _>``.
+
+    The human-readable names stay in ``SupervisedModel.feature_names_`` for evidence and explanations."""
+    return [f"f{k}_{_UNSAFE.sub('_', n)}" for k, n in enumerate(names)]
 
 
 def _split(y: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +40,8 @@ def _split(y: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
 
 @dataclass
 class SupervisedModel:
-    """LightGBM + calibration. Learned: ``booster_``, ``calibrator_``, ``feature_names_``."""
+    """LightGBM + calibration. Learned: ``booster_``, ``calibrator_``, ``feature_names_`` (human-readable;
+    the booster itself sees `booster_feature_names` of them)."""
 
     calibration: Literal["isotonic", "platt"] = "isotonic"
     holdout: float = 0.3
@@ -60,7 +71,14 @@ class SupervisedModel:
             "verbose": -1,
             **self.params,
         }
-        data = lgb.Dataset(x[train], label=y[train], feature_name=feature_names, free_raw_data=True)
+        if x.shape[1] != len(feature_names):
+            raise ValueError(f"feature_names: {len(feature_names)} names for {x.shape[1]} feature columns")
+        data = lgb.Dataset(
+            x[train],
+            label=y[train],
+            feature_name=booster_feature_names(list(feature_names)),
+            free_raw_data=True,
+        )
         self.booster_ = lgb.train(params, data, num_boost_round=self.num_boost_round)
         self.feature_names_ = list(feature_names)
         raw = self.booster_.predict(x[calib], raw_score=True, num_threads=1)
