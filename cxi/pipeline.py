@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract import Settings, Workspace
+from contract import REPO_ROOT, Settings, Workspace
 
 
 @dataclass
@@ -33,6 +33,15 @@ class RunReport:
     @property
     def total_seconds(self) -> float:
         return sum(s.seconds for s in self.steps)
+
+
+def code_fingerprint(*packages: str) -> str:
+    """Changes whenever the source of a step's packages changes, so a code update re-runs the step."""
+    h = hashlib.sha256()
+    for package in packages:
+        for p in sorted((REPO_ROOT / package).rglob("*.py")):
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def table_fingerprint(ws: Workspace, *tables: str) -> str:
@@ -111,7 +120,7 @@ def run_chain(
 
         return str(IdentityResolver(ws).resolve())
 
-    step("identity", table_fingerprint(ws, "events", "records"), stitch)
+    step("identity", table_fingerprint(ws, "events", "records") + code_fingerprint("identity"), stitch)
 
     def features() -> str:
         from features.store import FeatureRepo
@@ -122,7 +131,7 @@ def run_chain(
         repo.materialize()
         return f"offline snapshots at {path}; online store materialized"
 
-    step("features", table_fingerprint(ws, "events", "identity_map"), features)
+    step("features", table_fingerprint(ws, "events", "identity_map") + code_fingerprint("features"), features)
 
     def train() -> str:
         from training.churn import train_churn

@@ -32,22 +32,22 @@ class Chain:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    from features.store import FeatureRepo
-    from identity import IdentityResolver
-    from simulator import SimConfig, simulate_brand
-    from training.churn import train_churn
+    """The same job `make run` runs (cxi.pipeline.run_chain), on a tiny brand."""
+    from cxi.pipeline import run_chain
 
     root = tmp_path_factory.mktemp("chain")
-    settings = Settings(workspace=root / "ws", mlflow_dir=root / "mlflow")
-    ws = Workspace(settings.workspace)
-    simulate_brand(ws, SimConfig(customers=CUSTOMERS, days=DAYS, seed=SEED))
-    IdentityResolver(ws).resolve()
-    repo = FeatureRepo(settings)
-    repo.apply()
-    repo.build(ws)
-    repo.materialize()
-    train_churn(settings, ws, horizon_days=HORIZON_DAYS)
-    return Chain(settings, ws)
+    settings = Settings(workspace=root / "ws", mlflow_dir=root / "mlflow", churn_horizon_days=HORIZON_DAYS)
+    report = run_chain(settings, customers=CUSTOMERS, days=DAYS, seed=SEED)
+    assert [s.name for s in report.steps] == ["simulate", "identity", "features", "train_churn"]
+    assert not any(s.skipped for s in report.steps)
+    return Chain(settings, Workspace(settings.workspace))
+
+
+def test_rerun_skips_every_step_whose_inputs_are_unchanged(chain: Chain) -> None:
+    from cxi.pipeline import run_chain
+
+    again = run_chain(chain.settings, customers=CUSTOMERS, days=DAYS, seed=SEED)
+    assert all(s.skipped for s in again.steps), again.steps
 
 
 @pytest.fixture(scope="module")
