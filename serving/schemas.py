@@ -121,6 +121,17 @@ class ChurnScoreRequest(BaseModel):
         raise AssertionError("unreachable: the model validator requires one identifier")
 
 
+class ScoreReason(BaseModel):
+    """One of the top reasons behind a score (a feature's contribution, in words)."""
+
+    feature: str = Field(description="Feature name (Feast feature service column).")
+    value: float | None = Field(description="The customer's value of the feature (null: missing).")
+    contribution: float = Field(description="Push on the score in log-odds: > 0 raises churn risk.")
+    text: str = Field(
+        description="The reason in words, e.g. 'Purchases in the last 30 days: 3 (lowers risk)'."
+    )
+
+
 class ChurnScore(BaseModel):
     """The champion churn model's score for one customer."""
 
@@ -129,6 +140,10 @@ class ChurnScore(BaseModel):
     model_name: str = Field(description="Registered model that scored (MLflow name).")
     model_version: str = Field(description="Registered version of the champion model.")
     features_as_of: datetime | None = Field(description="Timestamp of the online feature values used.")
+    reasons: list[ScoreReason] = Field(
+        default_factory=list,
+        description="Top 3 reasons by absolute contribution, each saying whether it raises or lowers risk.",
+    )
 
 
 class ErrorDetail(BaseModel):

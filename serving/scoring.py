@@ -9,6 +9,7 @@ in the booster's own feature order: the same vector training saw, so serving can
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,14 +18,17 @@ import numpy as np
 import pandas as pd
 
 from contract.errors import CXIError, NotFoundError
-from serving.schemas import ChurnScore, ChurnScoreRequest
+from serving.schemas import ChurnScore, ChurnScoreRequest, ScoreReason
 
 if TYPE_CHECKING:
     from contract.settings import Settings
+    from serving.reload import ChampionWatch
 
 log = logging.getLogger(__name__)
 
 AS_OF_COLUMN = "features_as_of"
+#: Reasons returned with each score.
+REASONS = 3
 
 
 class ModelMismatchError(CXIError):
@@ -62,26 +66,66 @@ class FeatureVector:
     as_of: datetime | None
 
 
-class ChurnScorer:
-    """Score churn for one customer named by any identifier."""
+@dataclass(frozen=True)
+class ActiveModel:
+    """The champion being served and its feature order; swapped as one object when the alias moves."""
 
-    def __init__(self, identity: IdentityLookup, features: OnlineFeatures, champion: Champion) -> None:
+    champion: Champion
+    feature_names: list[str]
+
+    @classmethod
+    def of(cls, champion: Champion) -> ActiveModel:
+        return cls(champion, list(champion.booster.feature_name()))
+
+
+class ChurnScorer:
+    """Score churn for one customer named by any identifier.
+
+    With a ``watch`` (`serving.reload.ChampionWatch`), a request first asks it, at most every few seconds,
+    whether the ``champion`` alias moved, and swaps in the new booster atomically: a request in flight keeps
+    the model it started with, and a new champion that cannot be served is logged and skipped.
+    """
+
+    def __init__(
+        self,
+        identity: IdentityLookup,
+        features: OnlineFeatures,
+        champion: Champion,
+        *,
+        watch: ChampionWatch | None = None,
+        reasons: int = REASONS,
+    ) -> None:
         self.identity = identity
         self.features = features
-        self.champion = champion
-        self.feature_names: list[str] = list(champion.booster.feature_name())
+        self.active = ActiveModel.of(champion)
+        self.watch = watch
+        self.reasons = reasons
+        self._swap_lock = threading.Lock()
+
+    @property
+    def champion(self) -> Champion:
+        return self.active.champion
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.active.feature_names
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChurnScorer:
-        """Load the identity index, the Feast store and the registered churn champion."""
+        """Load the identity index, the Feast store and the registered churn champion (watched for moves)."""
         from contract.workspace import Workspace
         from features.store import FeatureRepo
         from identity import IdentityIndex
+        from serving.reload import ChampionWatch, ReloadSettings
         from training.churn import MODEL_NAME
         from training.registry import Registry
 
-        champion = Registry(settings).champion(MODEL_NAME)
-        scorer = cls(IdentityIndex.load(Workspace(settings.workspace)), FeatureRepo(settings), champion)
+        registry = Registry(settings)
+        champion = registry.champion(MODEL_NAME)
+        watch = ChampionWatch.for_registry(registry, MODEL_NAME, champion.version, ReloadSettings())
+        scorer = cls(
+            IdentityIndex.load(Workspace(settings.workspace)), FeatureRepo(settings), champion, watch=watch
+        )
         scorer.check_features()
         log.info(
             "churn scorer ready: %s v%s, %d features",
@@ -91,17 +135,42 @@ class ChurnScorer:
         )
         return scorer
 
-    def check_features(self) -> None:
+    def check_features(self, active: ActiveModel | None = None) -> None:
         """Fail fast when the champion's features are not all in its feature service."""
         from features.definitions import feature_names
 
-        served = set(feature_names(self.champion.feature_service))
-        missing = [f for f in self.feature_names if f not in served]
+        active = active or self.active
+        champion = active.champion
+        served = set(feature_names(champion.feature_service))
+        missing = [f for f in active.feature_names if f not in served]
         if missing:
             raise ModelMismatchError(
-                f"model {self.champion.name!r} v{self.champion.version} expects features missing from "
-                f"feature service {self.champion.feature_service!r}: {', '.join(missing)}"
+                f"model {champion.name!r} v{champion.version} expects features missing from "
+                f"feature service {champion.feature_service!r}: {', '.join(missing)}"
             )
+
+    # --- hot reload ------------------------------------------------------------------------------------------
+    def refresh(self) -> ActiveModel:
+        """The model to use for this request: swaps in a new champion when the watch reports one."""
+        watch = self.watch
+        if watch is None or not watch.due():
+            return self.active
+        if not self._swap_lock.acquire(blocking=False):  # another request is checking: serve what we have
+            return self.active
+        try:
+            champion = watch.poll()
+            if champion is not None:
+                candidate = ActiveModel.of(champion)
+                self.check_features(candidate)
+                self.active = candidate  # one attribute store: atomic for concurrent readers
+                log.info("churn champion moved: now %s v%s", champion.name, champion.version)
+        except Exception as exc:  # keep serving the old champion; say why once per failed version
+            log.warning(
+                "churn champion not reloaded, still serving v%s: %s", self.active.champion.version, exc
+            )
+        finally:
+            self._swap_lock.release()
+        return self.active
 
     # --- the three steps -----------------------------------------------------------------------------------
     def resolve(self, request: ChurnScoreRequest) -> str:
@@ -117,13 +186,14 @@ class ChurnScorer:
             )
         return customer_id
 
-    def vector(self, customer_id: str) -> FeatureVector:
+    def vector(self, customer_id: str, active: ActiveModel | None = None) -> FeatureVector:
         """The online feature row for a customer, in the booster's feature order."""
-        frame = self.features.online([customer_id], service=self.champion.feature_service)
-        missing = [f for f in self.feature_names if f not in frame.columns]
+        active = active or self.active
+        frame = self.features.online([customer_id], service=active.champion.feature_service)
+        missing = [f for f in active.feature_names if f not in frame.columns]
         if missing:
             raise ModelMismatchError(f"online features lack model inputs: {', '.join(missing)}")
-        values = frame[self.feature_names].head(1).to_numpy(dtype="float64", na_value=np.nan)
+        values = frame[active.feature_names].head(1).to_numpy(dtype="float64", na_value=np.nan)
         as_of = _as_of(frame)
         # No snapshot for this id: Feast answers nulls for every feature of an unknown entity.
         absent = as_of is None if AS_OF_COLUMN in frame.columns else bool(np.isnan(values).all())
@@ -134,19 +204,33 @@ class ChurnScorer:
             )
         return FeatureVector(customer_id=customer_id, values=values, as_of=as_of)
 
-    def predict(self, vector: FeatureVector) -> float:
+    def predict(self, vector: FeatureVector, active: ActiveModel | None = None) -> float:
         """One row, one thread: OpenMP start-up costs more than a single prediction (same numbers)."""
-        return float(np.asarray(self.champion.booster.predict(vector.values, num_threads=1)).reshape(-1)[0])
+        booster = (active or self.active).champion.booster
+        return float(np.asarray(booster.predict(vector.values, num_threads=1)).reshape(-1)[0])
+
+    def explain(self, vector: FeatureVector, active: ActiveModel | None = None) -> list[ScoreReason]:
+        """The top reasons of one score (largest absolute log-odds contributions, signed)."""
+        from training.explain import reasons_from
+
+        active = active or self.active
+        contrib = np.asarray(
+            active.champion.booster.predict(vector.values, pred_contrib=True, num_threads=1)
+        ).reshape(1, -1)
+        (reasons,) = reasons_from(active.feature_names, vector.values, contrib, self.reasons)
+        return [ScoreReason(**vars(r)) for r in reasons]
 
     def score(self, request: ChurnScoreRequest) -> ChurnScore:
+        active = self.refresh()
         customer_id = self.resolve(request)
-        vector = self.vector(customer_id)
+        vector = self.vector(customer_id, active)
         return ChurnScore(
             customer_id=customer_id,
-            churn_probability=self.predict(vector),
-            model_name=self.champion.name,
-            model_version=str(self.champion.version),
+            churn_probability=self.predict(vector, active),
+            model_name=active.champion.name,
+            model_version=str(active.champion.version),
             features_as_of=vector.as_of,
+            reasons=self.explain(vector, active) if self.reasons else [],
         )
 
 

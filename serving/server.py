@@ -47,9 +47,16 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 
 def start(
-    settings: Settings, *, host: str | None = None, port: int | None = None, log_path: Path | None = None
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Launch ``bentoml serve`` for the CXI service; returns at once (see `wait_ready`)."""
+    """Launch ``bentoml serve`` for the CXI service; returns at once (see `wait_ready`).
+
+    ``env``: extra environment for the child, e.g. ``CXI_SERVING_RELOAD_SECONDS``."""
     cmd = [
         sys.executable,
         "-m",
@@ -67,7 +74,7 @@ def start(
     try:
         return subprocess.Popen(
             cmd,
-            env=server_env(settings),
+            env={**server_env(settings), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,

@@ -3,7 +3,10 @@
 Run it with ``bentoml serve serving.service:CXIService`` (or ``cxi serve``). It reads `contract.Settings` from
 the environment (``CXI_WORKSPACE``, ``CXI_MLFLOW_DIR``, ...) when it starts.
 
-* ``POST /v1/scores/churn``: score one customer named by exactly one identifier (`ChurnScoreRequest`).
+* ``POST /v1/scores/churn``: score one customer named by exactly one identifier (`ChurnScoreRequest`); the
+  answer carries the top 3 reasons (largest absolute contributions, each saying whether it raises or lowers
+  risk). A new ``champion`` alias in the registry is picked up without restart, checked at most every
+  ``CXI_SERVING_RELOAD_SECONDS`` (default 5; see `serving.reload`).
 * ``GET /livez`` (= ``/healthz``): the process is up. ``GET /readyz``: a churn champion, the identity index
   and the online store are loaded (503 until then; a missing model is retried on each probe).
 * Errors: 422 names the invalid field, 404 names the unknown identifier, 503 says what is not loaded yet.

@@ -29,7 +29,7 @@ from training.baselines import activity_summary, churn_baselines
 from training.evaluation import binary_metrics, diagnostic_figures, roc_auc
 from training.labels import churn_labels, log_bounds, to_utc
 from training.model import ChurnModel
-from training.promotion import decide
+from training.promotion import decide, record_holdout
 from training.registry import Registry, TrainingRecord
 
 MODEL_NAME = "churn"
@@ -344,6 +344,7 @@ def train_churn(
     )
     t0 = time.perf_counter()
     reg = registry.log_training(name, est.booster_, record, run_name=f"{name}-{plan.holdout_as_of.date()}")
+    record_holdout(registry, reg.run_id, holdout[names], y_hold)  # `cxi models promote` re-scores on it
     registry.set_alias(name, reg.version, decision.alias)
     registry.set_tags(name, reg.version, calibration_tags)
     timings["log_register_s"] = time.perf_counter() - t0

@@ -283,3 +283,64 @@ class Registry:
         source = self._activate().get_model_version(name, version).source
         path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst))
         return version, Path(path)
+
+    # --- holdouts and listings (promotion CLI) ------------------------------------------------------
+    def log_frame(self, run_id: str, frame: pd.DataFrame, artifact_path: str) -> None:
+        """Store ``frame`` as a Parquet artifact of a finished run (e.g. its holdout rows with labels)."""
+        import tempfile
+
+        client = self._activate()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_path).name
+            frame.to_parquet(path, index=False)
+            parent = str(Path(artifact_path).parent)
+            client.log_artifact(run_id, str(path), None if parent == "." else parent)
+
+    def load_frame(self, run_id: str, artifact_path: str) -> pd.DataFrame | None:
+        """A Parquet artifact of a run, or None when the run has none at that path."""
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        self._activate()
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact_path, dst_path=tmp
+                )
+            except (MlflowException, OSError):
+                return None
+            return pd.read_parquet(path)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            self._activate().delete_registered_model_alias(name, alias)
+
+    def run_of(self, name: str, version: str) -> str:
+        return str(self._activate().get_model_version(name, str(version)).run_id or "")
+
+    def versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every registered version (of ``name``, or of all models): name, version, aliases, run metrics."""
+        client = self._activate()
+        names = [name] if name else [m.name for m in client.search_registered_models()]
+        out: list[dict[str, Any]] = []
+        for model in names:
+            aliases: dict[str, list[str]] = {}
+            for alias, version in (client.get_registered_model(model).aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+            for mv in client.search_model_versions(f"name='{model}'"):
+                metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+                out.append(
+                    {
+                        "name": model,
+                        "version": str(mv.version),
+                        "aliases": sorted(aliases.get(str(mv.version), [])),
+                        "created": int(mv.creation_timestamp or 0),
+                        "run_id": mv.run_id or "",
+                        "metrics": dict(metrics),
+                    }
+                )
+        return sorted(out, key=lambda r: (r["name"], int(r["version"])))

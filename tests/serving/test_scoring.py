@@ -148,3 +148,103 @@ def test_a_model_input_absent_online_is_a_mismatch(booster: lgb.Booster) -> None
 def test_check_features_against_the_feature_service(booster: lgb.Booster, online: Online) -> None:
     with pytest.raises(ModelMismatchError, match="recency"):
         ChurnScorer(Identity({}), online, Champion("churn", "1", booster)).check_features()
+
+
+# --- reasons ---------------------------------------------------------------------------------------------
+def test_scores_carry_the_top_three_reasons(scorer: ChurnScorer, booster: lgb.Booster) -> None:
+    out = scorer.score(ChurnScoreRequest(customer_id="c1"))
+    row = pd.DataFrame({"recency": [45.0], "events_30d": [0.0], "revenue_30d": [120.0]})
+    contrib = booster.predict(row, pred_contrib=True)[0]
+    assert 1 / (1 + np.exp(-contrib.sum())) == pytest.approx(out.churn_probability, abs=1e-12)
+    order = np.argsort(-np.abs(contrib[:-1]), kind="stable")
+    assert [r.feature for r in out.reasons] == [FEATURES[j] for j in order if contrib[j] != 0][:3]
+    assert out.reasons[0].value == row[out.reasons[0].feature].iloc[0]
+    assert all(r.text.endswith("risk)") for r in out.reasons)
+
+
+def test_missing_values_are_explained_as_missing(scorer: ChurnScorer) -> None:
+    reasons = scorer.score(ChurnScoreRequest(customer_id="c2")).reasons
+    missing = [r for r in reasons if r.feature in ("events_30d", "revenue_30d")]
+    assert missing, "a missing value that moves the score is a reason too"
+    assert all(r.value is None and ": unknown (" in r.text for r in missing)
+
+
+# --- hot reload ------------------------------------------------------------------------------------------
+SERVED = ["days_since_last_event", "events_30d", "revenue_30d"]  # in the churn_v1 feature service
+
+
+def _served_booster(seed: int, names: list[str]) -> lgb.Booster:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.exponential(5, (200, 3)), columns=names)
+    y = (rng.random(200) < 1 / (1 + np.exp(-(X.iloc[:, 0] - X.iloc[:, 1]) / 3))).astype(int)
+    params = {"objective": "binary", "verbose": -1, "min_data_in_leaf": 10, "num_threads": 1, "seed": seed}
+    return lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=5 + seed)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_moved_alias_is_swapped_in_at_most_every_interval() -> None:
+    from serving.reload import ChampionWatch
+
+    online = Online(
+        pd.DataFrame(
+            {"customer_id": ["c1"], "days_since_last_event": [3.0], "events_30d": [1], "revenue_30d": [9.0]}
+        )
+    )
+    models = {
+        "1": Champion("churn", "1", _served_booster(1, SERVED)),
+        "2": Champion("churn", "2", _served_booster(2, SERVED)),
+    }
+    alias = {"version": "1"}
+    asked: list[float] = []
+    clock = Clock()
+
+    def version() -> str:
+        asked.append(clock.now)
+        return alias["version"]
+
+    watch = ChampionWatch(version, lambda: models[alias["version"]], "1", interval=5.0, clock=clock)
+    scorer = ChurnScorer(Identity({}), online, models["1"], watch=watch)
+    assert scorer.score(ChurnScoreRequest(customer_id="c1")).model_version == "1"
+    alias["version"] = "2"
+    clock.now = 4.0
+    assert scorer.score(ChurnScoreRequest(customer_id="c1")).model_version == "1"  # not due yet
+    assert asked == []
+    clock.now = 5.0
+    out = scorer.score(ChurnScoreRequest(customer_id="c1"))
+    assert (out.model_version, asked) == ("2", [5.0])
+    row = pd.DataFrame({"days_since_last_event": [3.0], "events_30d": [1.0], "revenue_30d": [9.0]})
+    assert out.churn_probability == pytest.approx(models["2"].booster.predict(row)[0], abs=0)
+
+
+def test_a_champion_that_cannot_be_served_is_skipped(booster: lgb.Booster) -> None:
+    from serving.reload import ChampionWatch
+
+    online = Online(
+        pd.DataFrame(
+            {"customer_id": ["c1"], "days_since_last_event": [3.0], "events_30d": [1], "revenue_30d": [9.0]}
+        )
+    )
+    good = Champion("churn", "1", _served_booster(1, SERVED))
+    loads: list[str] = []
+
+    def load() -> Champion:
+        loads.append("2")
+        return Champion("churn", "2", booster)  # expects 'recency', not in churn_v1
+
+    watch = ChampionWatch(lambda: "2", load, "1", interval=0.0)
+    scorer = ChurnScorer(Identity({}), online, good, watch=watch)
+    for _ in range(3):
+        assert scorer.score(ChurnScoreRequest(customer_id="c1")).model_version == "1"
+    assert loads == ["2"]  # tried once, not on every request
+
+    broken = ChampionWatch(lambda: "3", lambda: 1 / 0, "1", interval=0.0)
+    scorer = ChurnScorer(Identity({}), online, good, watch=broken)
+    assert scorer.score(ChurnScoreRequest(customer_id="c1")).model_version == "1"
+    assert broken.failed == "3"
