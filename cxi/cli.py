@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cxi.commands import features, identity, imports, nba, pipeline, serve, simulate, train
+from cxi.commands import features, identity, imports, models, nba, pipeline, score, serve, simulate, train
 
 app = typer.Typer(
     name="cxi",
@@ -22,7 +22,11 @@ app.add_typer(
     features.app, name="features", help="Feast feature store: apply definitions, build, materialize."
 )
 app.add_typer(train.app, name="train", help="Train models from Feast features and register them in MLflow.")
+app.add_typer(models.app, name="models", help="Registered models: list them, promote a challenger.")
 app.add_typer(nba.app, name="nba", help="Next-best-action: recommend offers with the registered policy.")
+app.command("score", help="Score every customer known at a date with a model's champion, to CSV or Parquet.")(
+    score.score
+)
 app.command("serve", help="Start the BentoML scoring service.")(serve.serve)
 app.command(
     "run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve."

@@ -11,12 +11,19 @@ from rich.console import Console
 from rich.table import Table
 
 from cxi.commands.nba import train_nba_command
+from cxi.commands.train_more import train_intent_command, train_value_command
 
 app = typer.Typer(no_args_is_help=True, help="Train models from Feast features and register them in MLflow.")
 app.command(
     "nba",
     help="Learn an offer policy from logged decisions; ship it only if off-policy evaluation says it wins.",
 )(train_nba_command)
+app.command("intent", help="Purchase intent: P(purchase in the next N days); registered as `intent`.")(
+    train_intent_command
+)
+app.command("value", help="Predicted value: expected revenue over the next N days; registered as `value`.")(
+    train_value_command
+)
 console = Console()
 
 

@@ -1,0 +1,139 @@
+"""Purchase-intent and value labels from the resolved event log, one SQL statement each over DuckDB.
+
+For an as-of instant T, a lookback L and a horizon H, the population is the customers with at least one event
+(of any type) in (T - L, T], as for churn (`training.labels`). Then:
+
+* ``purchased`` (intent) = 1 when the customer makes a purchase (a purchase event with a non-negative amount;
+  returns are negative) in (T, T + H];
+* ``revenue`` (value) = the customer's revenue net of returns in (T, T + H], floored at 0 (amount =
+  ``revenue``, else ``price * quantity``, as in the features).
+
+A label exists only when its whole horizon is observed (T + H <= the last event of the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from contract.errors import ContractError
+from contract.schemas import PURCHASE_TYPES
+from training.labels import EVENTS_VIEW, log_bounds, to_utc
+
+INTENT_LABEL = "purchased"
+VALUE_LABEL = "revenue"
+_PURCHASES = ", ".join(f"'{t}'" for t in sorted(PURCHASE_TYPES))
+_AMOUNT = "coalesce(e.revenue, e.price * coalesce(e.quantity, 1), 0)"
+
+
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    as_of: Sequence[datetime],
+    horizon_days: int,
+    lookback_days: int,
+    view: str,
+) -> list[datetime]:
+    if horizon_days < 1:
+        raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
+    if lookback_days < 1:
+        raise ContractError("lookback_days", "must be at least 1 day", lookback_days)
+    if not as_of:
+        raise ContractError("as_of", "at least one as-of date is required")
+    dates = sorted({to_utc(t) for t in as_of})
+    _, end = log_bounds(con, view)
+    late = [t for t in dates if t + timedelta(days=horizon_days) > end]
+    if late:
+        raise ContractError(
+            "as_of",
+            f"the {horizon_days}-day horizon runs past the end of the event log ({end.isoformat()}); "
+            f"latest usable as-of date is {(end - timedelta(days=horizon_days)).isoformat()}",
+            late[0].isoformat(),
+        )
+    return dates
+
+
+def _labels(
+    con: duckdb.DuckDBPyConnection,
+    dates: list[datetime],
+    *,
+    horizon_days: int,
+    lookback_days: int,
+    view: str,
+    outcome: str,
+) -> pd.DataFrame:
+    con.register("_target_as_of", pd.DataFrame({"as_of": pd.to_datetime(dates, utc=True)}))
+    con.execute("SET TimeZone = 'UTC'")
+    sql = f"""
+        WITH t AS (SELECT as_of::TIMESTAMPTZ AS as_of FROM _target_as_of),
+        ev AS (SELECT customer_id, occurred_at, type, {_AMOUNT} AS amount
+               FROM {view} e WHERE customer_id IS NOT NULL),
+        pop AS (
+            SELECT DISTINCT e.customer_id, t.as_of
+            FROM ev e JOIN t
+              ON e.occurred_at > t.as_of - to_days({int(lookback_days)}) AND e.occurred_at <= t.as_of
+        ),
+        fut AS (
+            SELECT e.customer_id, t.as_of,
+                   count(*) FILTER (WHERE e.amount >= 0) AS n_purchases, sum(e.amount) AS net_revenue
+            FROM ev e JOIN t
+              ON e.occurred_at > t.as_of AND e.occurred_at <= t.as_of + to_days({int(horizon_days)})
+            WHERE e.type IN ({_PURCHASES})
+            GROUP BY ALL
+        )
+        SELECT p.customer_id, p.as_of AS event_timestamp, {outcome}
+        FROM pop p LEFT JOIN fut f ON f.customer_id = p.customer_id AND f.as_of = p.as_of
+        ORDER BY p.as_of, p.customer_id
+    """
+    try:
+        out = con.execute(sql).df()
+    finally:
+        con.unregister("_target_as_of")
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    return out
+
+
+def intent_labels(
+    con: duckdb.DuckDBPyConnection,
+    as_of: Sequence[datetime],
+    *,
+    horizon_days: int = 7,
+    lookback_days: int = 90,
+    view: str = EVENTS_VIEW,
+) -> pd.DataFrame:
+    """Columns customer_id, event_timestamp (= T, UTC), purchased (0/1: a purchase in (T, T + H])."""
+    dates = _check(con, as_of, horizon_days, lookback_days, view)
+    out = _labels(
+        con,
+        dates,
+        horizon_days=horizon_days,
+        lookback_days=lookback_days,
+        view=view,
+        outcome=f"(coalesce(f.n_purchases, 0) > 0)::INTEGER AS {INTENT_LABEL}",
+    )
+    out[INTENT_LABEL] = out[INTENT_LABEL].astype("int8")
+    return out
+
+
+def value_labels(
+    con: duckdb.DuckDBPyConnection,
+    as_of: Sequence[datetime],
+    *,
+    horizon_days: int = 90,
+    lookback_days: int = 90,
+    view: str = EVENTS_VIEW,
+) -> pd.DataFrame:
+    """Columns customer_id, event_timestamp (= T, UTC), revenue (net revenue in (T, T + H], floored at 0)."""
+    dates = _check(con, as_of, horizon_days, lookback_days, view)
+    out = _labels(
+        con,
+        dates,
+        horizon_days=horizon_days,
+        lookback_days=lookback_days,
+        view=view,
+        outcome=f"greatest(coalesce(f.net_revenue, 0), 0)::DOUBLE AS {VALUE_LABEL}",
+    )
+    out[VALUE_LABEL] = out[VALUE_LABEL].astype("float64")
+    return out
