@@ -1,11 +1,15 @@
 """Identity resolution against the simulated brand's truth: deterministic, + anonymous matching, + records.
 
-Simulates a brand into a temporary workspace, runs `identity.IdentityResolver(ws).resolve()` (the
-baseline), then `AnonymousMatcher` (anonymous profiles -> known customers) and `RecordMatcher` (records ->
-clusters), joins their links onto the deterministic profiles here (connected components; a merged profile
-that would hold two user_ids keeps its deterministic split), and scores every stage against
-``<ws>/truth/identifiers.parquet``: pairwise and B-cubed precision/recall/F1, over-merge rate, B-cubed by
-identity state and pairwise by link type, over all identifiers and over the linkable ones.
+Simulates a brand into a temporary workspace and, for two deterministic configurations ("before": no
+household guard, the baseline; "after": the defaults), runs `identity.IdentityResolver(ws).resolve()`, then
+`AnonymousMatcher` (anonymous profiles -> known customers) and `RecordMatcher` (records -> clusters), joining
+their links onto the deterministic profiles here (connected components; a merged profile that would hold two
+user_ids keeps its deterministic split); last, the resolver's own probabilistic path
+(``resolve(probabilistic=True)``). Every stage is scored against ``<ws>/truth/identifiers.parquet``: pairwise
+and B-cubed precision/recall/F1, over-merge rate, B-cubed by identity state and pairwise by link type, over
+all identifiers and over the linkable ones, and two ways for identifiers the truth gives several owners:
+"first owner" (counted as its alphabetically first person) and "any owner" (correct in a cluster of any of
+its owners).
 
     .venv/bin/python -m benchmarks.identity --customers 20000 --days 90
 """
@@ -149,18 +153,20 @@ def record_edges(ws_root: Path) -> tuple[pd.DataFrame, float]:
 
 
 def truth_frame(ws_root: Path, identity_map: pd.DataFrame) -> pd.DataFrame:
-    """One row per mapped identifier: person (a shared identifier: its first person), class, state, linkable."""
+    """One row per mapped identifier: person (a shared identifier: its first person), owners (every person
+    the truth lists for it), class, state, linkable."""
     import duckdb
 
     from contract.workspace import Workspace
 
     ti = pd.read_parquet(ws_root / "truth" / "identifiers.parquet")
     persons = pd.read_parquet(ws_root / "truth" / "persons.parquet", columns=["person_id", "has_account"])
-    ti = ti.sort_values(["identifier_type", "identifier_value", "person_id"]).drop_duplicates(
-        ["identifier_type", "identifier_value"]
-    )
+    ti = ti.sort_values(["identifier_type", "identifier_value", "person_id"])
+    owners = ti.groupby(["identifier_type", "identifier_value"], sort=False)["person_id"].agg(tuple)
+    ti = ti.drop_duplicates(["identifier_type", "identifier_value"])
+    ti = ti.merge(owners.rename("owners").reset_index(), on=["identifier_type", "identifier_value"])
     df = identity_map.merge(
-        ti[["identifier_type", "identifier_value", "person_id", "shared"]],
+        ti[["identifier_type", "identifier_value", "person_id", "shared", "owners"]],
         on=["identifier_type", "identifier_value"],
         how="left",
     )
@@ -189,12 +195,36 @@ def truth_frame(ws_root: Path, identity_map: pd.DataFrame) -> pd.DataFrame:
     df["cls"] = df["identifier_type"].map(CLASSES).astype(np.int64)
     missing = df["person_id"].isna()
     df.loc[missing, "person_id"] = "unknown:" + df.loc[missing, "identifier_value"]
+    df["owners"] = [
+        o if isinstance(o, tuple) else (p,) for o, p in zip(df["owners"], df["person_id"], strict=True)
+    ]
     return df
 
 
-def _evaluate(truth: pd.DataFrame, labels: np.ndarray, linkable_only: bool) -> Scores:
+def any_owner_persons(truth: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Person per identifier where a truly shared one counts as its predicted cluster's person when that
+    person is any of its owners (the cluster's person: the most frequent among its unshared identifiers)."""
+    person = truth["person_id"].to_numpy(object).copy()
+    shared = truth["owners"].map(len).to_numpy() > 1
+    if not shared.any():
+        return person
+    own = pd.DataFrame({"c": labels[~shared], "p": person[~shared]})
+    top = own.groupby(["c", "p"]).size().rename("n").reset_index()
+    top = top.sort_values(["c", "n", "p"], ascending=[True, False, True]).drop_duplicates("c")
+    cand = top.set_index("c")["p"].reindex(labels[shared]).to_numpy(object)
+    owners = truth["owners"].to_numpy(object)[shared]
+    ok = np.array([c in o for c, o in zip(cand, owners, strict=True)], dtype=bool)
+    idx = np.flatnonzero(shared)[ok]
+    person[idx] = cand[ok]
+    return person
+
+
+def _evaluate(
+    truth: pd.DataFrame, labels: np.ndarray, linkable_only: bool, any_owner: bool = False
+) -> Scores:
     m = truth["linkable"].to_numpy() if linkable_only else np.ones(len(truth), bool)
-    true = pd.factorize(truth["person_id"])[0]
+    person = any_owner_persons(truth, labels) if any_owner else truth["person_id"].to_numpy(object)
+    true = pd.factorize(person)[0]
     return score(labels[m], true[m], truth["cls"].to_numpy()[m], truth["state"].to_numpy()[m])
 
 
@@ -205,50 +235,73 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=0.8, help="AnonymousMatcher link threshold")
     parser.add_argument("--no-records", action="store_true", help="skip RecordMatcher")
+    parser.add_argument(
+        "--no-resolver", action="store_true", help="skip IdentityResolver.resolve(probabilistic=True)"
+    )
     args = parser.parse_args(argv)
     from contract.errors import ContractError
     from contract.workspace import Workspace
-    from identity import IdentityResolver
+    from identity import IdentityResolver, StitchConfig
     from identity.match.anonymous import AnonymousMatcher
     from simulator.brand import simulate_brand
     from simulator.config import SimConfig
 
-    console = Console(width=170)
+    console = Console(width=190)
     times: dict[str, float] = {}
     notes: list[str] = []
+    stages: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="cxi-bench-identity-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
         t0 = time.perf_counter()
         console.print(
             str(simulate_brand(ws, SimConfig(customers=args.customers, days=args.days, seed=args.seed)))
         )
-        t1 = time.perf_counter()
-        console.print(str(IdentityResolver(ws).resolve()))
-        times["simulate"], times["deterministic resolve"] = t1 - t0, time.perf_counter() - t1
-        imap = ws.read("identity_map").to_pandas()
-        t2 = time.perf_counter()
-        anon = pd.DataFrame(columns=["left_type", "left_value", "right_type", "right_value"])
-        try:
-            with ws.connect("events", "identity_map", "identity_guard_log") as con:
-                matcher = AnonymousMatcher(threshold=args.threshold).fit(con)
-                anon = matcher.links(con)
-            notes.append(
-                f"anonymous matcher: {matcher.n_labels_['matches']} match / {matcher.n_labels_['non_matches']} "
-                f"non-match labelled pairs, {matcher.n_candidates_} candidates, {len(anon)} links"
-            )
-        except ContractError as exc:
-            notes.append(f"anonymous matcher not trained: {exc}")
-        times["anonymous match"] = time.perf_counter() - t2
-        rec = anon.iloc[:0]
-        if not args.no_records and ws.exists("records"):
-            rec, times["record match"] = record_edges(ws.root)
-            notes.append(f"record matcher: {len(rec)} record links")
-        truth = truth_frame(ws.root, imap)
-    stages = {
-        "deterministic (baseline)": combine(imap, anon.iloc[:0]),
-        "+ anonymous matching": combine(imap, anon),
-        "+ records": combine(imap, pd.concat([anon, rec], ignore_index=True)),
-    }
+        times["simulate"] = time.perf_counter() - t0
+        rec = None
+        runs = {"before (no household guard)": StitchConfig(household_types=()), "after": StitchConfig()}
+        truth = None
+        for run, config in runs.items():
+            t1 = time.perf_counter()
+            console.print(f"{run}: {IdentityResolver(ws, config).resolve()}")
+            times[f"{run}: deterministic resolve"] = time.perf_counter() - t1
+            imap = ws.read("identity_map").to_pandas()
+            if truth is None:
+                truth = truth_frame(ws.root, imap)
+            order = pd.MultiIndex.from_frame(truth[["identifier_type", "identifier_value"]])
+            imap = imap.set_index(["identifier_type", "identifier_value"]).reindex(order).reset_index()
+            t2 = time.perf_counter()
+            anon = pd.DataFrame(columns=["left_type", "left_value", "right_type", "right_value"])
+            try:
+                with ws.connect("events", "identity_map", "identity_guard_log") as con:
+                    matcher = AnonymousMatcher(threshold=args.threshold).fit(con)
+                    anon = matcher.links(con)
+                notes.append(
+                    f"{run}: anonymous matcher: {matcher.n_labels_['matches']} match / "
+                    f"{matcher.n_labels_['non_matches']} non-match labelled pairs, {matcher.n_candidates_} "
+                    f"candidates, {len(anon)} links"
+                )
+            except ContractError as exc:
+                notes.append(f"{run}: anonymous matcher not trained: {exc}")
+            times[f"{run}: anonymous match"] = time.perf_counter() - t2
+            if rec is None:
+                rec = anon.iloc[:0]
+                if not args.no_records and ws.exists("records"):
+                    rec, times["record match"] = record_edges(ws.root)
+                    notes.append(f"record matcher: {len(rec)} record links")
+            stages[f"{run}: deterministic"] = combine(imap, anon.iloc[:0])
+            stages[f"{run}: + anonymous matching"] = combine(imap, anon)
+            stages[f"{run}: + records"] = combine(imap, pd.concat([anon, rec], ignore_index=True))
+        if not args.no_resolver:  # the same matchers wired through the resolver (`resolve --probabilistic`)
+            t3 = time.perf_counter()
+            report = IdentityResolver(ws).resolve(probabilistic=True)
+            times["after: resolver, probabilistic"] = time.perf_counter() - t3
+            notes.extend(f"resolver: {n}" for n in report.notes)
+            pm = ws.read("identity_map").to_pandas().set_index(["identifier_type", "identifier_value"])
+            cust = pm["customer_id"].reindex(order).to_numpy(object)
+            stages["after: resolver --probabilistic"] = pd.factorize(cust)[0]
+        guards = ws.read("identity_guard_log").to_pandas()
+        notes.append(f"household guard firings (after): {int((guards['guard'] == 'household').sum())}")
+    assert truth is not None
     _print(console, truth, stages, times, notes)
 
 
@@ -271,28 +324,28 @@ def _print(
     main = Table(
         title=f"Identity vs truth (targets: B-cubed F1 >= {TARGET_F1}, over-merge < {TARGET_OVERMERGE:.1%})"
     )
-    for col in ("stage", "identifiers", "pair P", "pair R", "pair F1", "B3 P", "B3 R", "B3 F1", "B3 F1 / base",
+    for col in ("stage", "identifiers / scoring", "pair P", "pair R", "pair F1", "B3 P", "B3 R", "B3 F1", "B3 F1 / base",
                 "over-merge", "clusters"):  # fmt: skip
-        main.add_column(col, justify="left" if col in ("stage", "identifiers") else "right")
-    by_state = Table(title="B-cubed P / R / F1 by identity state (all identifiers)")
-    by_link = Table(title="Pairwise P / R by link type (all identifiers)")
+        main.add_column(col, justify="left" if col in ("stage", "identifiers / scoring") else "right")
+    by_state = Table(title="B-cubed P / R / F1 by identity state (all identifiers, any-owner scoring)")
+    by_link = Table(title="Pairwise P / R by link type (all identifiers, any-owner scoring)")
     by_state.add_column("stage")
     by_link.add_column("stage")
     for s in STATES:
         by_state.add_column(f"{s} ({int((truth['state'] == s).sum())})", justify="right")
     for k in LINK_TYPES:
         by_link.add_column(k, justify="right")
-    for linkable in (False, True):
-        subset = "linkable" if linkable else "all"
+    for any_owner, linkable in ((False, False), (True, False), (False, True), (True, True)):
+        subset = ("linkable" if linkable else "all") + (", any owner" if any_owner else ", first owner")
         for name, labels in stages.items():
-            sc = _evaluate(truth, labels, linkable)
+            sc = _evaluate(truth, labels, linkable, any_owner)
             base_f1.setdefault(subset, sc.b3_f1)
             main.add_row(
                 name, subset, f"{sc.pair_p:.4f}", f"{sc.pair_r:.4f}", f"{sc.pair_f1:.4f}", f"{sc.b3_p:.4f}",
                 f"{sc.b3_r:.4f}", f"{sc.b3_f1:.4f}", f"{sc.b3_f1 / base_f1[subset]:.3f}x",
                 f"{sc.over_merge:.2%}", str(sc.clusters),
             )  # fmt: skip
-            if not linkable:
+            if not linkable and any_owner:
                 by_state.add_row(name, *(" / ".join(f"{v:.3f}" for v in sc.by_state[s]) for s in STATES))
                 by_link.add_row(name, *(" / ".join(f"{v:.3f}" for v in sc.by_link[k]) for k in LINK_TYPES))
     console.print(main, by_state, by_link)

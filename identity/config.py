@@ -78,6 +78,37 @@ class StitchConfig(BaseModel):
         ),
     )
 
+    household_types: tuple[str, ...] = Field(
+        ("email_sha256", "phone_sha256"),
+        description=(
+            "Identifier types checked for household use: one held by records that disagree on the person "
+            "links no record deterministically (the records go to the probabilistic matcher). Empty: off."
+        ),
+    )
+    household_name_similarity: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Records sharing a household-type identifier are different people when their first names' "
+            "Jaro-Winkler similarity is below this and their dates of birth differ (or one is unknown)."
+        ),
+    )
+    household_max_records: int = Field(
+        50,
+        ge=2,
+        description="Records of one value compared pairwise; a value on more, with several first names, is a "
+        "household identifier outright.",
+    )
+
+    @field_validator("household_types")
+    @classmethod
+    def _household_types(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for t in v:
+            if t not in IDENTIFIER_TYPES or t == "user_id":
+                raise ValueError(f"household_types: {t!r} is not a non-user identifier type")
+        return v
+
     @field_validator("max_users")
     @classmethod
     def _max_users(cls, v: dict[str, int]) -> dict[str, int]:

@@ -19,6 +19,11 @@ Guards, applied before any merging and all written to the guard log:
   family tablet, a recycled number) loses every edge.
 * **contested** — one seen with 2..max user_ids keeps only its edge to the dominant user_id (most events, then
   the earliest, then the smallest id); the others are dropped.
+* **household** — an email or phone (`StitchConfig.household_types`) held by records that disagree on the
+  person (first names less similar than `household_name_similarity` by Jaro-Winkler and dates of birth that
+  differ or are unknown: a family address on a partner's record) links no record that lacks a user_id: those
+  record observations are dropped (a record naming a user_id keeps its user edge, which the contested guard
+  settles), its event edges stay, and those records are left to the probabilistic matcher.
 
 Extra edges (probabilistic links from `identity.match`) join as rule ``probabilistic`` between known, unguarded
 nodes. Every edge keeps its rule and ``first_ts`` (when its evidence first occurred), which as-of identity and
@@ -41,7 +46,7 @@ from identity.errors import IdentityError
 
 GUARD_LOG_SCHEMA = pa.schema(
     [
-        ("guard", pa.string()),  # junk | shared | contested | conflict_cut
+        ("guard", pa.string()),  # junk | shared | contested | household | conflict_cut
         ("identifier_type", pa.string()),
         ("identifier_value", pa.string()),
         ("detail", pa.string()),
@@ -111,14 +116,49 @@ def _observations_sql(con: duckdb.DuckDBPyConnection) -> str:
             SELECT row_number() OVER () AS rid, occurred_at AS ts, {", ".join(_ID_COLUMNS)} FROM events
         ) ON {", ".join(_ID_COLUMNS)} INTO NAME t VALUE v)"""
     if not _has_table(con, "records"):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _rec AS SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS user_id LIMIT 0"
+        )
         return ev
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _rec AS
+        SELECT -row_number() OVER () AS rid, ingested_at AS ts, {", ".join(_RECORD_ID_COLUMNS)},
+               source || ':' || record_id AS record,
+               nullif(lower(trim(first_name)), '') AS fn, date_of_birth AS dob
+        FROM records WHERE source IS NOT NULL AND record_id IS NOT NULL""")
     rec = f"""
         SELECT rid, ts, t, v FROM (UNPIVOT (
-            SELECT -row_number() OVER () AS rid, ingested_at AS ts, {", ".join(_RECORD_ID_COLUMNS)},
-                   source || ':' || record_id AS record
-            FROM records WHERE source IS NOT NULL AND record_id IS NOT NULL
+            SELECT rid, ts, {", ".join(_RECORD_ID_COLUMNS)}, record FROM _rec
         ) ON {", ".join(_RECORD_ID_COLUMNS)}, record INTO NAME t VALUE v)"""
     return f"{ev}\nUNION ALL\n{rec}"
+
+
+def _household_sql(con: duckdb.DuckDBPyConnection, config: StitchConfig) -> str:
+    """Household identifiers: (t, v, records, similarity) of each identifier of ``config.household_types``
+    held by two records that disagree on the person (first names less similar than
+    ``config.household_name_similarity`` by Jaro-Winkler, and different dates of birth when both are known)."""
+    if not config.household_types or not _has_table(con, "records"):
+        return (
+            "SELECT NULL::VARCHAR AS t, NULL::VARCHAR AS v, 0::BIGINT AS records, 0.0::DOUBLE AS sim LIMIT 0"
+        )
+    in_types = ", ".join(f"'{t}'" for t in config.household_types)
+    cap, thr = int(config.household_max_records), float(config.household_name_similarity)
+    # values on more than `cap` records of several first names are households outright (no pairwise pass)
+    return f"""
+        WITH o AS (
+            SELECT o.rid, o.t, o.v, r.fn, r.dob FROM _obs o JOIN _rec r USING (rid)
+            WHERE o.rid < 0 AND o.t IN ({in_types}) AND r.fn IS NOT NULL),
+        multi AS (SELECT t, v, count(*) AS n FROM o GROUP BY t, v HAVING count(DISTINCT fn) > 1),
+        om AS (SELECT o.* FROM o JOIN multi USING (t, v) WHERE multi.n <= {cap}),
+        pairs AS (
+            SELECT x.t, x.v, min(jaro_winkler_similarity(x.fn, y.fn)) AS sim
+            FROM om x JOIN om y ON x.t = y.t AND x.v = y.v AND x.rid < y.rid
+            WHERE jaro_winkler_similarity(x.fn, y.fn) < {thr!r}
+              AND (x.dob IS NULL OR y.dob IS NULL OR x.dob <> y.dob)
+            GROUP BY x.t, x.v)
+        SELECT p.t, p.v, m.n AS records, p.sim FROM pairs p JOIN multi m USING (t, v)
+        UNION ALL
+        SELECT t, v, n, NULL FROM multi WHERE n > {cap}"""
 
 
 def build_graph(
@@ -147,10 +187,14 @@ def build_graph(
                CASE WHEN (t <> 'record' AND lower(trim(v)) IN (SELECT v FROM _junk_values))
                          OR EXISTS (SELECT 1 FROM _blocked b WHERE b.t = g.t AND b.v = g.v) THEN 'junk' END AS guard
         FROM g""")
-    # clean observations: junk identifiers take part in nothing
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _household AS {_household_sql(con, config)}")
+    # clean observations: junk identifiers take part in nothing; household identifiers link no record
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _cobs AS
-        SELECT o.rid, o.ts, o.t, n.node FROM _obs o JOIN _nodes n USING (t, v) WHERE n.guard IS NULL""")
+        SELECT o.rid, o.ts, o.t, n.node FROM _obs o JOIN _nodes n USING (t, v)
+        WHERE n.guard IS NULL
+          AND NOT (o.rid < 0 AND EXISTS (SELECT 1 FROM _household h WHERE h.t = o.t AND h.v = o.v)
+                   AND NOT EXISTS (SELECT 1 FROM _rec r WHERE r.rid = o.rid AND r.user_id IS NOT NULL))""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _uedges AS
         SELECT o.node AS a, u.node AS user_node, count(*) AS n, min(o.ts) AS first_ts
@@ -279,5 +323,11 @@ def _guard_log(con: duckdb.DuckDBPyConnection, keep: bool = False) -> pa.Table:
                'seen with ' || s.n_users || ' user_ids: kept user_id ' || u.v || ' (' || s.n || ' events), dropped the others'
         FROM _ustats s JOIN _nodes n ON n.node = s.a JOIN _nodes u ON u.node = s.user_node
         WHERE s.dominant AND s.n_users > 1 AND s.n_users <= s.max_users
+        UNION ALL
+        SELECT 'household', n.t, n.v, n.node,
+               'held by ' || h.records || ' records of different people (first-name similarity '
+               || coalesce(round(h.sim, 2)::VARCHAR, 'not compared') || ', dates of birth differ or unknown): '
+               || 'links no record without a user_id'
+        FROM _household h JOIN _nodes n ON n.t = h.t AND n.v = h.v WHERE n.guard IS NULL
         ) {where} ORDER BY 1, 2, 3""").to_arrow_table()
     return table.cast(GUARD_LOG_SCHEMA)

@@ -10,7 +10,7 @@ only what new data touches (`identity.incremental`) and `unmerge` splits a clust
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -40,13 +40,15 @@ class ResolveReport:
     edges: int
     guard_firings: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    probabilistic_edges: int = 0  # extra edges passed to the stitcher (matchers' and the caller's)
+    notes: tuple[str, ...] = ()  # what the probabilistic matchers did, or why they were skipped
 
     def __str__(self) -> str:
         guards = ", ".join(f"{k} {v}" for k, v in sorted(self.guard_firings.items())) or "none"
         return (
             f"{self.identifiers} identifiers -> {self.customers} customers ({self.known_customers} known, "
             f"{self.anonymous_only} anonymous-only, largest {self.largest_cluster}); guards: {guards}; "
-            f"{self.seconds:.1f}s"
+            f"{self.seconds:.1f}s" + "".join(f"; {n}" for n in self.notes)
         )
 
 
@@ -59,24 +61,54 @@ class IdentityResolver:
         self.stitch = Stitcher(self.config)
 
     def resolve(
-        self, extra_edges: pd.DataFrame | pa.Table | None = None, *, actor: str = "resolve"
+        self,
+        extra_edges: pd.DataFrame | pa.Table | None = None,
+        *,
+        actor: str = "resolve",
+        probabilistic: bool = False,
     ) -> ResolveReport:
         """Stitch events and records over the whole workspace; write the map, guard log, edges, aliases, audit.
 
         ``extra_edges`` (left_type, left_value, right_type, right_value, probability, evidence JSON) replace
-        the stored probabilistic links; None keeps the stored ones.
+        the stored probabilistic links; None keeps the stored ones. With ``probabilistic`` (off by default,
+        so `cxi run` stays deterministic) the anonymous-profile and record matchers train on a deterministic
+        pass held in memory and their links (probability + evidence, kept in `identity_edges`) replace the
+        stored ones, together with ``extra_edges``; a matcher that cannot train is skipped (see ``notes``).
         """
         ws = self.workspace
         if not ws.exists("events"):
             raise WorkspaceError(f"events: no events in workspace {ws.root} (import some first)")
         started = time.perf_counter()
-        extra = store_extra_edges(ws, extra_edges, append=False)
         prior = ws.read(MAP_TABLE, columns=PRIOR_COLUMNS) if ws.exists(MAP_TABLE) else None
         never = read_or_empty(ws, NEVER_LINK_TABLE, NEVER_LINK_SCHEMA)
+        notes: tuple[str, ...] = ()
+        if probabilistic:
+            extra_edges, notes = self._match(prior, never, extra_edges)
+        extra = store_extra_edges(ws, extra_edges, append=False)
         with ws.connect("events", "records") as con:
             result = self.stitch.run(con, prior=prior, extra_edges=extra, never_link=never)
         commit(ws, result, result, prior, actor=actor)
-        return _report(result.identity_map, result.guard_log, result.n_edges, time.perf_counter() - started)
+        report = _report(result.identity_map, result.guard_log, result.n_edges, time.perf_counter() - started)
+        return replace(report, probabilistic_edges=extra.num_rows, notes=notes)
+
+    def _match(
+        self, prior: pa.Table | None, never: pa.Table, extra_edges: pd.DataFrame | pa.Table | None
+    ) -> tuple[pa.Table, tuple[str, ...]]:
+        """The matchers' edges (plus ``extra_edges``), trained on a deterministic pass that is not written."""
+        from identity.graph import EXTRA_EDGES_SCHEMA
+        from identity.probabilistic import match_edges
+
+        ws = self.workspace
+        with ws.connect("events", "records") as con:
+            base = self.stitch.run(con, prior=prior, extra_edges=None, never_link=never)
+        found = match_edges(ws, base.identity_map, base.guard_log)
+        tables = [pa.Table.from_pandas(found.edges, preserve_index=False).cast(EXTRA_EDGES_SCHEMA)]
+        if extra_edges is not None:
+            given = extra_edges if isinstance(extra_edges, pa.Table) else pa.Table.from_pandas(extra_edges)
+            from identity.graph import _extra_edges_table
+
+            tables.append(_extra_edges_table(given))
+        return pa.concat_tables(tables), found.notes
 
     def resolve_incremental(
         self,

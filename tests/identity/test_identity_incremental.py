@@ -79,3 +79,33 @@ def test_incremental_touches_only_linked_clusters_and_keeps_ids(ws: Workspace) -
 def test_incremental_on_an_unresolved_workspace_runs_a_full_resolve(ws: Workspace) -> None:
     report = IdentityResolver(ws).resolve_incremental(events_table([{"anonymous_id": "a1"}]))
     assert report.customers == 1 and ws.exists("identity_map")
+
+
+def test_incremental_equals_batch_when_a_record_makes_an_email_a_household(tmp_path) -> None:
+    from datetime import date
+
+    from identity_tables import records_table
+
+    events = events_table(
+        [
+            {"user_id": "u_ann", "email_sha256": "family", "type": "login"},
+            {"user_id": "u_bob", "email_sha256": "bob-mail", "type": "login"},
+        ]
+    )
+    ann = {
+        "record_id": "r1",
+        "first_name": "Ann",
+        "date_of_birth": date(1980, 1, 1),
+        "email_sha256": "family",
+    }
+    bob = {"record_id": "r2", "first_name": "Robert", "email_sha256": "family", "phone_sha256": "bob-phone"}
+    inc, full = Workspace(tmp_path / "inc"), Workspace(tmp_path / "full")
+    for w in (inc, full):
+        w.replace("events", events)
+        w.replace("records", records_table([ann]))
+        IdentityResolver(w).resolve()
+    IdentityResolver(inc).resolve_incremental(new_records=records_table([bob]))
+    full.replace("records", records_table([ann, bob]))
+    IdentityResolver(full).resolve()
+    assert state(inc) == state(full)
+    assert any(g[0] == "household" for g in state(full)[1])

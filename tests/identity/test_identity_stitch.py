@@ -214,3 +214,49 @@ def test_bad_config_names_the_field() -> None:
         StitchConfig(unauthenticated_links=(("user_id", "device_id"),))
     with pytest.raises(ValueError, match="extra"):
         StitchConfig(max_user=3)  # type: ignore[call-arg]
+
+
+def _household_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from datetime import date
+
+    events = [
+        {"user_id": "u_ann", "email_sha256": "family", "type": "login"},
+        {"user_id": "u_bob", "email_sha256": "bob-mail", "type": "login"},
+    ]
+    records = [
+        {"record_id": "r1", "first_name": "Ann", "date_of_birth": date(1980, 1, 1), "email_sha256": "family"},
+        # Bob's CRM record carries his partner's address, and his own phone
+        {
+            "record_id": "r2",
+            "first_name": "Robert",
+            "date_of_birth": date(1979, 5, 5),
+            "email_sha256": "family",
+            "phone_sha256": "bob-phone",
+        },
+    ]
+    return events, records
+
+
+def test_a_family_email_on_two_peoples_records_links_no_record(write_events: Write) -> None:
+    events, records = _household_rows()
+    ws = write_events(events, records)
+    idx = resolve(ws)
+    ann = idx.customer_for("user_id", "u_ann")
+    assert idx.customer_for("email_sha256", "family") == ann  # its event edge stays
+    assert idx.customer_for("record", "crm:r2") != ann
+    assert idx.customer_for("phone_sha256", "bob-phone") == idx.customer_for("record", "crm:r2") != ann
+    fired = [g for g in guard_log(ws) if g["guard"] == "household"]
+    assert [(g["identifier_type"], g["identifier_value"]) for g in fired] == [("email_sha256", "family")]
+
+
+def test_household_guard_spares_one_person_and_can_be_turned_off(write_events: Write) -> None:
+    from datetime import date
+
+    events, records = _household_rows()
+    same = [{**records[1], "first_name": "Ann", "date_of_birth": date(1980, 1, 1)}]  # a duplicate of Ann
+    idx = resolve(write_events(events, [records[0], *same]))
+    assert idx.customer_for("record", "crm:r2") == idx.customer_for("user_id", "u_ann")
+    idx = resolve(write_events(events, records), StitchConfig(household_types=()))
+    assert idx.customer_for("record", "crm:r2") == idx.customer_for("user_id", "u_ann")  # the old over-merge
+    with pytest.raises(ValueError, match="household_types"):
+        StitchConfig(household_types=("user_id",))
