@@ -30,3 +30,11 @@ def test_identity_and_events_file_inside_repo() -> None:
 
 def test_mlflow_folder_has_no_init() -> None:
     assert not (REPO_ROOT / "mlflow" / "__init__.py").exists()
+
+
+def test_test_module_names_are_unique() -> None:
+    """Test folders have no __init__.py (rootdir imports), so two test modules with one basename collide."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (REPO_ROOT / "tests").rglob("*.py") if p.name != "conftest.py")
+    assert not [n for n, c in names.items() if c > 1]

@@ -101,7 +101,25 @@ def naive(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp) -> dict[str, 
     last_buy = buys.occurred_at.max() if len(buys) else pd.NaT
     carts = w30[(w30.type == "add_to_cart") & ((w30.occurred_at > last_buy) if len(buys) else True)]
     starts = e.occurred_at.diff().isna() | (e.occurred_at.diff() > pd.Timedelta(minutes=30))
+    days = e.occurred_at.dt.floor("D")
+    first_of_day = e.groupby(days).occurred_at.min()
+    day_s = pd.Timedelta(days=1).total_seconds()
+    recency = (as_of - e.occurred_at.max()).total_seconds() / day_s if len(e) else np.nan
+    gap = (
+        (e.occurred_at.max() - e.occurred_at.min()).total_seconds() / day_s / (days.nunique() - 1)
+        if days.nunique() >= 2
+        else np.nan
+    )
+    opens = e[e.type == "email_open"].occurred_at
     return {
+        "active_days_total": days.nunique(),
+        "active_days_30d": int((first_of_day > as_of - pd.Timedelta(days=30)).sum()),
+        "days_since_last_email_open": (as_of - opens.max()).total_seconds() / day_s if len(opens) else np.nan,
+        "days_since_first_purchase": (as_of - buys.occurred_at.min()).total_seconds() / day_s
+        if len(buys)
+        else np.nan,
+        "overdue_ratio_active": recency / gap if gap and gap > 0 else np.nan,
+        "purchases_total": len(buys),
         "events_30d": len(w30),
         "revenue_7d": float(
             e[(e.occurred_at > as_of - pd.Timedelta(days=7)) & e.type.eq("purchase")].revenue.sum()
@@ -125,7 +143,7 @@ def test_matches_a_naive_oracle_at_arbitrary_instants() -> None:
     for (customer, at), (_, row) in zip(spine, out.iterrows(), strict=True):
         expected = naive(frame, customer, T(at))
         got = {k: row[k] for k in expected}
-        assert got == pytest.approx(expected), (customer, at)
+        assert got == pytest.approx(expected, nan_ok=True), (customer, at)
 
 
 def test_bad_input_names_the_field() -> None:
@@ -150,3 +168,45 @@ def test_distinct_categories_count_only_events_inside_the_window_on_a_cut_day() 
     out = run(log, [("k", "2024-04-01 12:00"), ("k", "2024-05-01 19:00"), ("k", "2024-05-02 12:00")])
     # 05-01 19:00: window starts 04-01 19:00, so hats (20:00) and bags count; 05-02 12:00: only bags (18:00)
     assert out["distinct_categories_30d"].tolist() == [1, 2, 1]
+
+
+def test_lifetime_gap_overdue_trend_and_kind_recency_exact_values() -> None:
+    out = run(LOG, [("a", "2024-01-01 23:59:59"), ("a", "2024-01-10 00:00"), ("b", "2024-01-10 00:00")])
+    a1, a2, b = (out.iloc[i] for i in range(3))
+    assert (a1.active_days_total, a1.active_days_7d, a1.events_total, a1.purchases_total) == (1, 1, 3, 1)
+    assert np.isnan(a1.active_gap_mean_days) and np.isnan(a1.overdue_ratio_active)
+    assert (a2.active_days_total, a2.active_days_7d, a2.active_days_30d, a2.events_total) == (3, 2, 3, 7)
+    assert a2.purchases_total == 1 and a2.revenue_total == 30.0
+    assert a2.days_since_first_purchase == pytest.approx(8 + 13 / 24)
+    assert a2.days_since_last_email_open == pytest.approx(3 + 15 / 24)
+    assert np.isnan(a2.days_since_last_email_click)
+    assert a2.days_since_last_cart_add == pytest.approx(4 + 15 / 24)
+    assert a2.days_since_last_product_view == pytest.approx(4 + 15 / 24)
+    assert a2.days_since_support_ticket == pytest.approx(3 + 14 / 24 + 55 / 1440)
+    gap = (4 + 23 / 24 + 5 / 1440) / 2  # 01-01 10:00 .. 01-06 09:05 over 3 active days
+    assert a2.active_gap_mean_days == pytest.approx(gap)
+    assert a2.overdue_ratio_active == pytest.approx((3 + 14 / 24 + 55 / 1440) / gap)
+    assert np.isnan(a2.purchase_gap_mean_days) and np.isnan(a2.overdue_ratio_purchase)
+    assert a2.activity_rate_tenure == pytest.approx(3 / (8 + 14 / 24))
+    assert a2.share_events_7d_of_30d == pytest.approx(4 / 7) and a2.share_events_30d_of_90d == 1.0
+    assert a2.share_active_days_30d_of_90d == 1.0 and a2.share_purchases_30d_of_90d == 1.0
+    assert (b.purchases_total, b.revenue_total, b.active_days_total) == (1, pytest.approx(8.0), 2)
+    assert b.active_gap_mean_days == pytest.approx(1.0)
+    assert b.overdue_ratio_active == pytest.approx(5 + 15 / 24)
+
+
+def test_purchase_gap_and_first_purchase_see_only_the_past() -> None:
+    log = [
+        ev("p", "2024-01-01 05:00", "page_view"),
+        ev("p", "2024-01-01 12:00", "purchase", "shoes", 10.0),
+        ev("p", "2024-01-05 12:00", "purchase", "shoes", 20.0),
+        ev("p", "2024-01-20 12:00", "purchase", "shoes", 40.0),  # after the as-ofs below: must not count
+    ]
+    out = run(log, [("p", "2024-01-01 06:00"), ("p", "2024-01-13 12:00")])
+    early, late = out.iloc[0], out.iloc[1]
+    assert np.isnan(early.days_since_first_purchase) and early.purchases_total == 0
+    assert np.isnan(early.share_purchases_30d_of_90d) and np.isnan(early.purchase_gap_mean_days)
+    assert late.purchases_total == 2 and late.revenue_total == 30.0
+    assert late.purchase_gap_mean_days == pytest.approx(4.0)
+    assert late.overdue_ratio_purchase == pytest.approx(2.0)
+    assert late.days_since_first_purchase == pytest.approx(12.0)
