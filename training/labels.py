@@ -44,6 +44,35 @@ def log_bounds(con: duckdb.DuckDBPyConnection, view: str = EVENTS_VIEW) -> tuple
     return to_utc(row[0]), to_utc(row[1])
 
 
+def check_as_of(
+    con: duckdb.DuckDBPyConnection,
+    as_of: Sequence[datetime],
+    *,
+    horizon_days: int,
+    lookback_days: int,
+    view: str = EVENTS_VIEW,
+) -> list[datetime]:
+    """The sorted distinct as-of instants (UTC) after checking the horizon, the lookback and that every
+    horizon ends inside the log in ``view``; ContractError naming the argument otherwise."""
+    if horizon_days < 1:
+        raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
+    if lookback_days < 1:
+        raise ContractError("lookback_days", "must be at least 1 day", lookback_days)
+    if not as_of:
+        raise ContractError("as_of", "at least one as-of date is required")
+    dates = sorted({to_utc(t) for t in as_of})
+    _, end = log_bounds(con, view)
+    late = [t for t in dates if t + timedelta(days=horizon_days) > end]
+    if late:
+        raise ContractError(
+            "as_of",
+            f"the {horizon_days}-day horizon runs past the end of the event log ({end.isoformat()}); "
+            f"latest usable as-of date is {(end - timedelta(days=horizon_days)).isoformat()}",
+            late[0].isoformat(),
+        )
+    return dates
+
+
 def churn_labels(
     con: duckdb.DuckDBPyConnection,
     as_of: Sequence[datetime],
@@ -58,24 +87,9 @@ def churn_labels(
     ``con`` must expose ``view`` with at least customer_id, occurred_at and type. Raises ContractError for
     bad arguments or an as-of date whose horizon runs past the end of the log.
     """
-    if horizon_days < 1:
-        raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
-    if lookback_days < 1:
-        raise ContractError("lookback_days", "must be at least 1 day", lookback_days)
     if activity not in ACTIVITIES:
         raise ContractError("activity", f"must be one of {', '.join(ACTIVITIES)}", activity)
-    if not as_of:
-        raise ContractError("as_of", "at least one as-of date is required")
-    dates = sorted({to_utc(t) for t in as_of})
-    _, end = log_bounds(con, view)
-    late = [t for t in dates if t + timedelta(days=horizon_days) > end]
-    if late:
-        raise ContractError(
-            "as_of",
-            f"the {horizon_days}-day horizon runs past the end of the event log ({end.isoformat()}); "
-            f"latest usable as-of date is {(end - timedelta(days=horizon_days)).isoformat()}",
-            late[0].isoformat(),
-        )
+    dates = check_as_of(con, as_of, horizon_days=horizon_days, lookback_days=lookback_days, view=view)
 
     activity_filter = (
         "TRUE"

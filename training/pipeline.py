@@ -1,16 +1,20 @@
-"""The generic supervised pipeline behind intent and value (and, later, churn): labels at planned as-of
-instants, point-in-time features through Feast, customer-grouped splits, a champion/challenger decision on
-one holdout, and registration through `training.registry`.
+"""The generic supervised pipeline behind churn, intent and value: labels at planned as-of instants,
+point-in-time features through Feast, customer-grouped splits, a champion/challenger decision on one holdout,
+and registration through `training.registry`.
 
-Time design as in `training.churn`: the holdout as-of T_h is the latest day end with T_h + H inside the log;
-training as-of instants lie at T_h - H and every ``step_days`` before, so no training label sees past T_h.
+Time design (no leakage across time). Every as-of instant T is a snapshot instant of the feature store (a
+day's 23:59:59 UTC), so features count events <= T and labels events in (T, T + H]. The holdout as-of T_h is
+the latest day end with T_h + H inside the log (or ``as_of``); training as-of instants lie at T_h - H and every
+``step_days`` before, so no training label sees past T_h.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,8 +22,8 @@ import pandas as pd
 from contract.errors import ContractError, WorkspaceError
 from contract.settings import Settings
 from contract.workspace import Workspace
-from training.churn import ChurnPlan, plan_as_of
-from training.labels import log_bounds
+from training.evaluation import binary_metrics, diagnostic_figures, roc_auc
+from training.labels import log_bounds, to_utc
 from training.registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry, TrainingRecord
 
 #: Served with the features but not a model input: an absolute time says nothing that carries over in time.
@@ -27,9 +31,67 @@ NOT_MODEL_INPUTS: frozenset[str] = frozenset({"snapshot_at"})
 LabelFn = Callable[..., pd.DataFrame]
 
 
+@dataclass(frozen=True)
+class ChurnPlan:
+    """The as-of instants of one training run (churn's name; every model plans the same way)."""
+
+    holdout_as_of: datetime
+    train_as_of: list[datetime]
+    horizon_days: int
+    lookback_days: int
+    activity: str
+
+
+def _day_end(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
+
+
+def plan_as_of(
+    first: datetime,
+    last: datetime,
+    *,
+    horizon_days: int,
+    as_of: datetime | date | None = None,
+    lookback_days: int = 90,
+    activity: str = "any",
+    step_days: int = 7,
+    max_train_dates: int = 12,
+    min_history_days: int = 14,
+) -> ChurnPlan:
+    """Holdout and training as-of instants (day ends, UTC) for a log spanning [first, last]."""
+    if step_days < 1:
+        raise ContractError("step_days", "must be at least 1", step_days)
+    if as_of is None:
+        holdout = _day_end((last - timedelta(days=horizon_days)).date())
+        if holdout + timedelta(days=horizon_days) > last:
+            holdout -= timedelta(days=1)
+    else:
+        day = to_utc(as_of).date() if isinstance(as_of, datetime) else as_of
+        holdout = _day_end(day)
+        if holdout + timedelta(days=horizon_days) > last:
+            raise ContractError(
+                "as_of",
+                f"the {horizon_days}-day horizon after it runs past the end of the event log ({last.isoformat()})",
+                day.isoformat(),
+            )
+    earliest = _day_end(first.date()) + timedelta(days=min_history_days)
+    train: list[datetime] = []
+    t = holdout - timedelta(days=horizon_days)
+    while t >= earliest and len(train) < max_train_dates:
+        train.append(t)
+        t -= timedelta(days=step_days)
+    if not train:
+        raise WorkspaceError(
+            f"event log too short for churn training: {first.date()}..{last.date()} leaves no training as-of date "
+            f"{horizon_days} days before the holdout ({holdout.date()}) with {min_history_days} days of history; "
+            "import a longer history or use a shorter --horizon-days"
+        )
+    return ChurnPlan(holdout, sorted(train), horizon_days, lookback_days, activity)
+
+
 @dataclass
 class PredictiveResult:
-    """What one training run of a non-churn model produced."""
+    """What one training run produced (churn extends it with `training.churn.ChurnResult`)."""
 
     name: str
     version: str
@@ -60,24 +122,58 @@ class Labelled:
     labels: pd.DataFrame
     first: datetime
     last: datetime
+    extra: Any = None
+
+
+@dataclass
+class Prepared:
+    """Labelled rows with their point-in-time features, split by customer and time."""
+
+    labelled: Labelled
+    frame: pd.DataFrame
+    names: list[str]
+    parts: dict[str, pd.DataFrame]
+    window: Window
+    started: float
+
+    @property
+    def plan(self) -> ChurnPlan:
+        return self.labelled.plan
+
+    @property
+    def train_all(self) -> pd.DataFrame:
+        """Every row of the training as-of instants (train + valid + calib)."""
+        return self.frame[~holdout_mask(self.frame, self.plan)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time arguments of every ``train_*``: holdout as-of, horizon, lookback and training as-of spacing."""
+
+    as_of: datetime | date | None
+    horizon_days: int
+    lookback_days: int = 90
+    step_days: int = 7
+    max_train_dates: int = 12
 
 
 def labelled_rows(
     ws: Workspace,
     label_fn: LabelFn,
+    window: Window,
     *,
-    horizon_days: int,
-    as_of: datetime | date | None,
-    lookback_days: int,
-    step_days: int,
-    max_train_dates: int,
-    what: str,
+    what: str | None,
+    activity: str | None = None,
+    extra: Callable[[Any, ChurnPlan], Any] | None = None,
 ) -> Labelled:
     """Plan the as-of instants for the log in ``ws`` and compute ``label_fn``'s labels at all of them.
 
-    A log too short for the horizon is a ContractError on ``as_of`` that says how long it must be."""
+    With ``what``, a log too short for the horizon is a ContractError on ``as_of`` that says how long it must
+    be (else plan_as_of's WorkspaceError). ``activity`` goes to the plan and ``label_fn``; ``extra(con, plan)``
+    runs on the same connection and lands in ``Labelled.extra``."""
     from identity import attach_customer_ids
 
+    horizon_days, lookback_days = window.horizon_days, window.lookback_days
     if horizon_days < 1:
         raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
     for table in ("events", "identity_map"):
@@ -93,12 +189,15 @@ def labelled_rows(
                 first,
                 last,
                 horizon_days=horizon_days,
-                as_of=as_of,
+                as_of=window.as_of,
                 lookback_days=lookback_days,
-                step_days=step_days,
-                max_train_dates=max_train_dates,
+                activity=activity or "any",
+                step_days=window.step_days,
+                max_train_dates=window.max_train_dates,
             )
         except WorkspaceError as exc:
+            if what is None:
+                raise
             need = 2 * horizon_days + 15
             raise ContractError(
                 "as_of",
@@ -111,9 +210,11 @@ def labelled_rows(
             con,
             [*plan.train_as_of, plan.holdout_as_of],
             horizon_days=horizon_days,
+            **({} if activity is None else {"activity": activity}),
             lookback_days=lookback_days,
         )
-    return Labelled(plan, labels, first, last)
+        more = extra(con, plan) if extra is not None else None
+    return Labelled(plan, labels, first, last, more)
 
 
 def point_in_time_features(
@@ -144,9 +245,14 @@ def customer_mask(customer_ids: pd.Series, fraction: float, start: float = 0.0) 
     return (buckets >= int(start * 1000)) & (buckets < int((start + fraction) * 1000))
 
 
+def holdout_mask(frame: pd.DataFrame, plan: ChurnPlan) -> np.ndarray:
+    """The rows at the holdout as-of."""
+    return (frame["event_timestamp"] == pd.Timestamp(plan.holdout_as_of)).to_numpy()
+
+
 def split(frame: pd.DataFrame, plan: ChurnPlan) -> dict[str, pd.DataFrame]:
     """train / valid (15% of customers) / calib (another 15%) from the training instants; holdout at T_h."""
-    is_holdout = (frame["event_timestamp"] == pd.Timestamp(plan.holdout_as_of)).to_numpy()
+    is_holdout = holdout_mask(frame, plan)
     train_all = frame[~is_holdout]
     valid = customer_mask(train_all["customer_id"], 0.15)
     calib = customer_mask(train_all["customer_id"], 0.15, start=0.15)
@@ -197,11 +303,26 @@ def decide_by(
 
 
 def register(
-    registry: Registry, name: str, booster: object, record: TrainingRecord, decision: Decision, run_name: str
+    registry: Registry,
+    name: str,
+    booster: object,
+    record: TrainingRecord,
+    alias: str,
+    plan: ChurnPlan,
+    *,
+    holdout: tuple[pd.DataFrame, np.ndarray] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
-    """Log the run, register a new version of ``name`` and point the decided alias at it."""
-    reg = registry.log_training(name, booster, record, run_name=run_name)  # type: ignore[arg-type]
-    registry.set_alias(name, reg.version, decision.alias)
+    """Log the run, register a new version of ``name`` and point ``alias`` at it; ``holdout`` (X, y) is kept
+    with the run for `cxi models promote`, ``tags`` go on the version."""
+    from training.promotion import record_holdout
+
+    reg = registry.log_training(name, booster, record, run_name=f"{name}-{plan.holdout_as_of.date()}")  # type: ignore[arg-type]
+    if holdout is not None:
+        record_holdout(registry, reg.run_id, *holdout)
+    registry.set_alias(name, reg.version, alias)
+    if tags is not None:
+        registry.set_tags(name, reg.version, tags)
     return reg
 
 
@@ -220,3 +341,157 @@ def require_rows(parts: dict[str, pd.DataFrame], minimum: int = 1) -> None:
     for part, df in parts.items():
         if len(df) < minimum:
             raise WorkspaceError(f"{part} set is empty: too few customers for a split; import more history")
+
+
+def prepare(
+    settings: Settings,
+    ws: Workspace,
+    label_fn: LabelFn,
+    window: Window,
+    *,
+    service: str,
+    what: str | None,
+    activity: str | None = None,
+    extra: Callable[[Any, ChurnPlan], Any] | None = None,
+    timings: dict[str, float] | None = None,
+) -> Prepared:
+    """Labels (`labelled_rows`), point-in-time features and the customer/time split, timed into ``timings``."""
+    started = time.perf_counter()
+    labelled = labelled_rows(ws, label_fn, window, what=what, activity=activity, extra=extra)
+    t0 = time.perf_counter()
+    frame, names = point_in_time_features(settings, labelled.labels, service)
+    if timings is not None:
+        timings["labels_s"] = t0 - started
+        timings["features_s"] = time.perf_counter() - t0
+    return Prepared(labelled, frame, names, split(frame, labelled.plan), window, started)
+
+
+def require_classes(
+    parts: dict[str, pd.DataFrame], label: str, need: str, names: dict[str, str] | None = None
+) -> None:
+    """Every part must hold both classes of ``label``; ``need`` says which ("churned and retained customers")."""
+    for part, df in parts.items():
+        if df[label].nunique() < 2:
+            shown = (names or {}).get(part, part)
+            raise WorkspaceError(f"{shown} set: needs {need}, got {len(df)} rows of one class")
+
+
+@dataclass
+class BinaryFit:
+    """A fitted binary classifier's holdout labels/probabilities, metrics and calibration tags."""
+
+    y: np.ndarray
+    p: np.ndarray
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def fit_binary(est: Any, prep: Prepared, label: str, *, calib_metrics: bool) -> BinaryFit:
+    """Fit ``est`` (a `ChurnModel`) with early stopping on valid and calibration on calib; holdout metrics."""
+    parts, names = prep.parts, prep.names
+    train, valid, calib, holdout = parts["train"], parts["valid"], parts["calib"], parts["holdout"]
+    est.fit(
+        train[names],
+        train[label],
+        eval_set=(valid[names], valid[label]),
+        calib_set=(calib[names], calib[label]),
+    )
+    y = holdout[label].to_numpy()
+    p = est.predict_proba(holdout[names])[:, 1]
+    metrics = {f"holdout_{k}": v for k, v in binary_metrics(y, p).items()}
+    metrics["valid_roc_auc"] = roc_auc(valid[label].to_numpy(), est.predict_proba(valid[names])[:, 1])
+    metrics["best_iteration"] = float(est.best_iteration_)
+    cal = est.calibration_
+    tags = cal.tags() if cal else {"calibration.method": "none"}
+    if cal and calib_metrics:
+        metrics.update({f"calib_brier_{k}": v for k, v in cal.brier.items()})
+    return BinaryFit(y, p, metrics, tags)
+
+
+def binary_figures(est: Any, fit: BinaryFit, title: str, baselines: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The diagnostic figures of a binary model on its holdout, with the (uncalibrated) gain importance."""
+    importance = gain_importance(getattr(est, "raw_booster_", est.booster_))
+    return diagnostic_figures(fit.y, fit.p, title=title, baselines=baselines, importance=importance)
+
+
+def promotion_tags(decision: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The run tags saying which alias the new version got and why."""
+    return {"promotion": decision.alias, "promotion_reason": decision.reason, **(extra or {})}
+
+
+def baseline_metrics(
+    y: np.ndarray, scores: dict[str, np.ndarray], cxi: dict[str, float], *, brier: bool = True
+) -> dict[str, float]:
+    """baseline_<name>_<metric> for every baseline, the best baseline's AUC (and Brier) and CXI's deltas."""
+    out: dict[str, float] = {}
+    for name, s in scores.items():
+        out.update({f"baseline_{name}_{k}": v for k, v in binary_metrics(y, s).items() if k != "base_rate"})
+    best_auc = max(out[f"baseline_{n}_roc_auc"] for n in scores)
+    out["best_baseline_roc_auc"] = best_auc
+    if brier:
+        out["best_baseline_brier"] = min(out[f"baseline_{n}_brier"] for n in scores)
+    out["delta_roc_auc_vs_best_baseline"] = cxi["holdout_roc_auc"] - best_auc
+    if brier:
+        out["delta_brier_vs_best_baseline"] = cxi["holdout_brier"] - out["best_baseline_brier"]
+    return out
+
+
+def training_record(
+    est: Any,
+    prep: Prepared,
+    *,
+    service: str,
+    metrics: dict[str, float],
+    rows: dict[str, int],
+    model_card: str,
+    figures: dict[str, Any],
+    tags: dict[str, str],
+    **params: Any,
+) -> TrainingRecord:
+    """The run's TrainingRecord: estimator params + horizon, lookback, ``params``, step and sizes."""
+    plan, names = prep.plan, prep.names
+    return TrainingRecord(
+        params={
+            **est.get_params(),
+            "horizon_days": plan.horizon_days,
+            "lookback_days": plan.lookback_days,
+            **params,
+            "step_days": prep.window.step_days,
+            "n_train_dates": len(plan.train_as_of),
+            "n_features": len(names),
+        },
+        metrics=metrics,
+        feature_service=service,
+        data_window=data_window(prep.labelled),
+        row_counts=rows,
+        input_example=prep.parts["holdout"][names].head(5),
+        model_card=model_card,
+        figures=figures,
+        tags=tags,
+    )
+
+
+def predictive_result(
+    name: str,
+    reg: RegisteredVersion,
+    decision: Any,
+    metrics: dict[str, float],
+    prep: Prepared,
+    rows: dict[str, int],
+    cls: type = PredictiveResult,
+    **extra: Any,
+) -> Any:
+    """``cls`` (PredictiveResult, or ChurnResult with its ``extra`` fields) for a registered run."""
+    return cls(
+        name=name,
+        version=reg.version,
+        alias=decision.alias,
+        run_id=reg.run_id,
+        metrics=metrics,
+        champion_before=decision.champion_before,
+        plan=prep.plan,
+        rows=rows,
+        feature_names=prep.names,
+        seconds=time.perf_counter() - prep.started,
+        **extra,
+    )

@@ -14,56 +14,37 @@ A label exists only when its whole horizon is observed (T + H <= the last event 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import duckdb
 import pandas as pd
 
-from contract.errors import ContractError
 from contract.schemas import PURCHASE_TYPES
-from training.labels import EVENTS_VIEW, log_bounds, to_utc
+from training.labels import EVENTS_VIEW, check_as_of
 
 INTENT_LABEL = "purchased"
 VALUE_LABEL = "revenue"
 _PURCHASES = ", ".join(f"'{t}'" for t in sorted(PURCHASE_TYPES))
 _AMOUNT = "coalesce(e.revenue, e.price * coalesce(e.quantity, 1), 0)"
-
-
-def _check(
-    con: duckdb.DuckDBPyConnection,
-    as_of: Sequence[datetime],
-    horizon_days: int,
-    lookback_days: int,
-    view: str,
-) -> list[datetime]:
-    if horizon_days < 1:
-        raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
-    if lookback_days < 1:
-        raise ContractError("lookback_days", "must be at least 1 day", lookback_days)
-    if not as_of:
-        raise ContractError("as_of", "at least one as-of date is required")
-    dates = sorted({to_utc(t) for t in as_of})
-    _, end = log_bounds(con, view)
-    late = [t for t in dates if t + timedelta(days=horizon_days) > end]
-    if late:
-        raise ContractError(
-            "as_of",
-            f"the {horizon_days}-day horizon runs past the end of the event log ({end.isoformat()}); "
-            f"latest usable as-of date is {(end - timedelta(days=horizon_days)).isoformat()}",
-            late[0].isoformat(),
-        )
-    return dates
+#: Per label: its SQL over the future purchases ``f`` of a customer at an as-of, and its dtype.
+_OUTCOMES: dict[str, tuple[str, str]] = {
+    INTENT_LABEL: ("(coalesce(f.n_purchases, 0) > 0)::INTEGER", "int8"),
+    VALUE_LABEL: ("greatest(coalesce(f.net_revenue, 0), 0)::DOUBLE", "float64"),
+}
 
 
 def _labels(
     con: duckdb.DuckDBPyConnection,
-    dates: list[datetime],
+    as_of: Sequence[datetime],
+    label: str,
     *,
     horizon_days: int,
     lookback_days: int,
     view: str,
-    outcome: str,
 ) -> pd.DataFrame:
+    """The population at each as-of with ``label``'s outcome (`_OUTCOMES`)."""
+    outcome, dtype = _OUTCOMES[label]
+    dates = check_as_of(con, as_of, horizon_days=horizon_days, lookback_days=lookback_days, view=view)
     con.register("_target_as_of", pd.DataFrame({"as_of": pd.to_datetime(dates, utc=True)}))
     con.execute("SET TimeZone = 'UTC'")
     sql = f"""
@@ -83,7 +64,7 @@ def _labels(
             WHERE e.type IN ({_PURCHASES})
             GROUP BY ALL
         )
-        SELECT p.customer_id, p.as_of AS event_timestamp, {outcome}
+        SELECT p.customer_id, p.as_of AS event_timestamp, {outcome} AS {label}
         FROM pop p LEFT JOIN fut f ON f.customer_id = p.customer_id AND f.as_of = p.as_of
         ORDER BY p.as_of, p.customer_id
     """
@@ -92,6 +73,7 @@ def _labels(
     finally:
         con.unregister("_target_as_of")
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    out[label] = out[label].astype(dtype)
     return out
 
 
@@ -104,17 +86,9 @@ def intent_labels(
     view: str = EVENTS_VIEW,
 ) -> pd.DataFrame:
     """Columns customer_id, event_timestamp (= T, UTC), purchased (0/1: a purchase in (T, T + H])."""
-    dates = _check(con, as_of, horizon_days, lookback_days, view)
-    out = _labels(
-        con,
-        dates,
-        horizon_days=horizon_days,
-        lookback_days=lookback_days,
-        view=view,
-        outcome=f"(coalesce(f.n_purchases, 0) > 0)::INTEGER AS {INTENT_LABEL}",
+    return _labels(
+        con, as_of, INTENT_LABEL, horizon_days=horizon_days, lookback_days=lookback_days, view=view
     )
-    out[INTENT_LABEL] = out[INTENT_LABEL].astype("int8")
-    return out
 
 
 def value_labels(
@@ -126,14 +100,4 @@ def value_labels(
     view: str = EVENTS_VIEW,
 ) -> pd.DataFrame:
     """Columns customer_id, event_timestamp (= T, UTC), revenue (net revenue in (T, T + H], floored at 0)."""
-    dates = _check(con, as_of, horizon_days, lookback_days, view)
-    out = _labels(
-        con,
-        dates,
-        horizon_days=horizon_days,
-        lookback_days=lookback_days,
-        view=view,
-        outcome=f"greatest(coalesce(f.net_revenue, 0), 0)::DOUBLE AS {VALUE_LABEL}",
-    )
-    out[VALUE_LABEL] = out[VALUE_LABEL].astype("float64")
-    return out
+    return _labels(con, as_of, VALUE_LABEL, horizon_days=horizon_days, lookback_days=lookback_days, view=view)

@@ -13,7 +13,6 @@ training as-of 90 days before that); a shorter log is a ContractError on ``as_of
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime
 from typing import Any
 
@@ -29,16 +28,17 @@ from contract.workspace import Workspace
 from training.evaluation import gain_curve
 from training.pipeline import (
     PredictiveResult,
-    data_window,
+    Window,
     decide_by,
     gain_importance,
-    labelled_rows,
-    point_in_time_features,
+    predictive_result,
+    prepare,
+    promotion_tags,
     register,
     require_rows,
-    split,
+    training_record,
 )
-from training.registry import Registry, TrainingRecord
+from training.registry import Registry
 from training.targets import VALUE_LABEL, value_labels
 
 MODEL_NAME = "value"
@@ -225,19 +225,9 @@ def train_value(
     service: str = FEATURE_SERVICE,
 ) -> PredictiveResult:
     """Train, evaluate on the time-based holdout, log and register ``name`` (alias champion or challenger)."""
-    started = time.perf_counter()
-    labelled = labelled_rows(
-        ws,
-        value_labels,
-        horizon_days=horizon_days,
-        as_of=as_of,
-        lookback_days=lookback_days,
-        step_days=step_days,
-        max_train_dates=max_train_dates,
-        what="value",
-    )
-    frame, names = point_in_time_features(settings, labelled.labels, service)
-    parts = split(frame, labelled.plan)
+    window = Window(as_of, horizon_days, lookback_days, step_days, max_train_dates)
+    prep = prepare(settings, ws, value_labels, window, service=service, what="value")
+    parts, names = prep.parts, prep.names
     train = pd.concat([parts["train"], parts["calib"]])  # no calibration step: its rows train
     valid, holdout = parts["valid"], parts["holdout"]
     rows = {"train": len(train), "valid": len(valid), "holdout": len(holdout)}
@@ -271,43 +261,24 @@ def train_value(
     )
     if decision.champion_value is not None:
         metrics["champion_holdout_rmse"] = decision.champion_value
-    title = f"value (holdout {labelled.plan.holdout_as_of.date()})"
-    record = TrainingRecord(
-        params={
-            **est.get_params(),
-            "horizon_days": horizon_days,
-            "lookback_days": lookback_days,
-            "step_days": step_days,
-            "n_train_dates": len(labelled.plan.train_as_of),
-            "n_features": len(names),
-        },
+    title = f"value (holdout {prep.plan.holdout_as_of.date()})"
+    record = training_record(
+        est,
+        prep,
+        service=service,
         metrics=metrics,
-        feature_service=service,
-        data_window=data_window(labelled),
-        row_counts=rows,
-        input_example=holdout[names].head(5),
+        rows=rows,
         model_card=_model_card(horizon_days, metrics, rows, len(names)),
         figures=_figures(y, {"CXI": pred, "carry_forward": base}, title, gain_importance(est.booster_)),
-        tags={"promotion": decision.alias, "promotion_reason": decision.reason},
+        tags=promotion_tags(decision),
     )
     reg = register(
         registry,
         name,
         est.booster_,
         record,
-        decision,
-        run_name=f"{name}-{labelled.plan.holdout_as_of.date()}",
+        decision.alias,
+        prep.plan,
+        tags={"horizon_days": str(horizon_days)},
     )
-    registry.set_tags(name, reg.version, {"horizon_days": str(horizon_days)})
-    return PredictiveResult(
-        name=name,
-        version=reg.version,
-        alias=decision.alias,
-        run_id=reg.run_id,
-        metrics=metrics,
-        champion_before=decision.champion_before,
-        plan=labelled.plan,
-        rows=rows,
-        feature_names=names,
-        seconds=time.perf_counter() - started,
-    )
+    return predictive_result(name, reg, decision, metrics, prep, rows)

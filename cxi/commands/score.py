@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cxi.commands.options import WorkspaceOpt, cli_errors, open_workspace
+
 console = Console()
 
 
@@ -25,28 +27,15 @@ def score(
         int | None,
         typer.Option("--horizon-days", min=1, help="Check the champion was trained for this horizon."),
     ] = None,
-    workspace: Annotated[
-        Path | None,
-        typer.Option(
-            "--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."
-        ),
-    ] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """One row per customer: customer_id, user_id, the score (e.g. churn_probability) and its top reasons."""
-    from contract import Settings, Workspace
-    from contract.errors import CXIError
     from training.scoring import SCORE_COLUMNS, score_customers, write_scores
 
-    settings = Settings(**({"workspace": workspace} if workspace is not None else {}))
-    try:
-        with console.status(f"scoring {model}"):
-            frame = score_customers(
-                settings, Workspace(settings.workspace), model, as_of=as_of.date(), horizon_days=horizon_days
-            )
-            path = write_scores(frame, out)
-    except CXIError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    settings, ws = open_workspace(workspace)
+    with cli_errors(console, f"scoring {model}"):
+        frame = score_customers(settings, ws, model, as_of=as_of.date(), horizon_days=horizon_days)
+        path = write_scores(frame, out)
     col = SCORE_COLUMNS[model]
     console.print(
         f"{len(frame)} customers scored by {model} v{frame['model_version'].iloc[0]} as of {as_of.date()} "

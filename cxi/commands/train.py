@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cxi.commands.nba import train_nba_command
+from cxi.commands.options import HoldoutAsOf, WorkspaceOpt, train_model
 from cxi.commands.train_more import train_intent_command, train_value_command
 
 app = typer.Typer(no_args_is_help=True, help="Train models from Feast features and register them in MLflow.")
@@ -35,37 +34,11 @@ def churn(
             "--horizon-days", min=1, help="Churned = no activity within N days (default: settings)."
         ),
     ] = None,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(
-            "--as-of", formats=["%Y-%m-%d"], help="Holdout as-of date (default: latest with a full horizon)."
-        ),
-    ] = None,
-    workspace: Annotated[
-        Path | None,
-        typer.Option(
-            "--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."
-        ),
-    ] = None,
+    as_of: HoldoutAsOf = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Labels from the event log, features through Feast (churn_v1), LightGBM, registered as `churn`."""
-    from contract import Settings, Workspace
-    from contract.errors import CXIError
-    from training.churn import train_churn
-
-    settings = Settings(**({"workspace": workspace} if workspace is not None else {}))
-    try:
-        with console.status("training churn"):
-            result = train_churn(
-                settings,
-                Workspace(settings.workspace),
-                as_of=as_of.date() if as_of else None,
-                horizon_days=horizon_days,
-            )
-    except CXIError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-
+    result = train_model(console, "churn", horizon_days, as_of, workspace)
     plan = result.plan
     table = Table(title=f"churn model v{result.version} -> @{result.alias}")
     table.add_column("measure")

@@ -10,41 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from cxi.commands.options import HoldoutAsOf, WorkspaceOpt, train_model
 
-AsOf = Annotated[
-    datetime | None,
-    typer.Option(
-        "--as-of", formats=["%Y-%m-%d"], help="Holdout as-of date (default: latest with a full horizon)."
-    ),
-]
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option("--workspace", "-w", help="Workspace directory (default: CXI_WORKSPACE or ./workspace)."),
-]
+console = Console()
 
 
 def _run(kind: str, horizon_days: int, as_of: datetime | None, workspace: Path | None) -> None:
-    from contract import Settings, Workspace
-    from contract.errors import CXIError
-
-    if kind == "intent":
-        from training.intent import train_intent as train
-    else:
-        from training.value import train_value as train
-
-    settings = Settings(**({"workspace": workspace} if workspace is not None else {}))
-    try:
-        with console.status(f"training {kind}"):
-            result = train(
-                settings,
-                Workspace(settings.workspace),
-                as_of=as_of.date() if as_of else None,
-                horizon_days=horizon_days,
-            )
-    except CXIError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    result = train_model(console, kind, horizon_days, as_of, workspace)
     table = Table(title=f"{kind} model v{result.version} -> @{result.alias}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -64,7 +36,7 @@ def train_intent_command(
     horizon_days: Annotated[
         int, typer.Option("--horizon-days", min=1, help="Purchase within N days of the as-of date.")
     ] = 7,
-    as_of: AsOf = None,
+    as_of: HoldoutAsOf = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Purchase intent: P(purchase in the next N days), LightGBM on Feast features, registered as `intent`."""
@@ -75,7 +47,7 @@ def train_value_command(
     horizon_days: Annotated[
         int, typer.Option("--horizon-days", min=1, help="Expected revenue over N days after the as-of date.")
     ] = 90,
-    as_of: AsOf = None,
+    as_of: HoldoutAsOf = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Predicted value: expected revenue over the next N days (Tweedie LightGBM), registered as `value`."""
