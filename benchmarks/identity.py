@@ -128,8 +128,9 @@ def combine(identity_map: pd.DataFrame, edges: pd.DataFrame) -> np.ndarray:
     return label[base]
 
 
-def record_edges(ws_root: Path) -> tuple[pd.DataFrame, float]:
-    """RecordMatcher over the workspace's records: edges record -> first record of its cluster."""
+def record_edges(ws_root: Path) -> tuple[pd.DataFrame, float, str]:
+    """RecordMatcher over the workspace's records: edges record -> first record of its cluster, seconds, and
+    a note on its mode and labelled pairs."""
     from contract.workspace import Workspace
     from identity.match import RecordMatcher
 
@@ -137,7 +138,8 @@ def record_edges(ws_root: Path) -> tuple[pd.DataFrame, float]:
     # extra_ids become comparisons named "id:<key>", a name LightGBM refuses (JSON special character):
     # left out here until RecordMatcher sanitises feature names
     records = Workspace(ws_root).read("records").to_pandas().drop(columns=["extra_ids"])
-    clusters = RecordMatcher().link(records).clusters
+    matcher = RecordMatcher()
+    clusters = matcher.link(records).clusters
     node = clusters["source"] + ":" + clusters["record_id"]
     first = node.groupby(clusters["customer_id"]).transform("first")
     keep = node != first
@@ -149,7 +151,8 @@ def record_edges(ws_root: Path) -> tuple[pd.DataFrame, float]:
             "right_value": first[keep].to_numpy(object),
         }
     )
-    return edges, time.perf_counter() - t0
+    labels = ", ".join(f"{v} {k}" for k, v in matcher.n_labels_.items())
+    return edges, time.perf_counter() - t0, f"record matcher ({matcher.mode_}): labelled pairs {labels}"
 
 
 def truth_frame(ws_root: Path, identity_map: pd.DataFrame) -> pd.DataFrame:
@@ -286,8 +289,8 @@ def main(argv: list[str] | None = None) -> None:
             if rec is None:
                 rec = anon.iloc[:0]
                 if not args.no_records and ws.exists("records"):
-                    rec, times["record match"] = record_edges(ws.root)
-                    notes.append(f"record matcher: {len(rec)} record links")
+                    rec, times["record match"], note = record_edges(ws.root)
+                    notes.append(f"{note}; {len(rec)} record links")
             stages[f"{run}: deterministic"] = combine(imap, anon.iloc[:0])
             stages[f"{run}: + anonymous matching"] = combine(imap, anon)
             stages[f"{run}: + records"] = combine(imap, pd.concat([anon, rec], ignore_index=True))

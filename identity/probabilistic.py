@@ -96,7 +96,8 @@ def record_edges(
     )
     return edges, (
         f"record matcher ({matcher.mode_}): trained on {labels['matches']} match / {labels['non_matches']} "
-        f"non-match pairs, {len(edges)} links at p >= {threshold}"
+        f"non-match pairs (+{labels.get('household_non_matches', 0)} household non-matches), {len(edges)} "
+        f"links at p >= {threshold}"
     )
 
 

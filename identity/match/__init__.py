@@ -9,6 +9,7 @@ store, registry or server is ever imported.
 from identity.match.blocking import BlockingRule, Candidates, blocking_recall, candidate_pairs
 from identity.match.compare import ComparedPairs, Comparison, compare_pairs
 from identity.match.fellegi_sunter import FellegiSunter
+from identity.match.household import household_negatives
 from identity.match.link import LinkResult, RecordMatcher
 from identity.match.records import ReadReport, prepare, read_records
 from identity.match.supervised import SupervisedModel
@@ -26,6 +27,7 @@ __all__ = [
     "blocking_recall",
     "candidate_pairs",
     "compare_pairs",
+    "household_negatives",
     "prepare",
     "read_records",
 ]

@@ -2,8 +2,9 @@
 
 ``fit(records)`` prepares the records, generates candidate pairs by blocking, compares them, labels the
 pairs that deterministic identifiers settle (same user_id / loyalty_id: match; two different user_ids:
-non-match) and fits either a calibrated LightGBM classifier on them (``supervised``) or a Fellegi–Sunter
-model by EM (``unsupervised``); ``auto`` picks supervised when both classes have ``min_labels`` pairs.
+non-match; in supervised training also household pairs, see `identity.match.household`) and fits either a
+calibrated LightGBM classifier on them (``supervised``) or a Fellegi–Sunter model by EM (``unsupervised``);
+``auto`` picks supervised when both classes have ``min_labels`` pairs.
 ``link(records)`` scores the candidate pairs, clusters them under the constraints and returns the clusters
 (record -> customer_id) and the scored pairs with per-comparison evidence; ``explain(pair)`` details one.
 """
@@ -22,6 +23,7 @@ from identity.match.blocking import BlockingRule, Candidates, candidate_pairs, d
 from identity.match.cluster import cluster_pairs, customer_ids
 from identity.match.compare import Column, ComparedPairs, Comparison, compare_pairs, default_comparisons
 from identity.match.fellegi_sunter import FellegiSunter
+from identity.match.household import household_negatives
 from identity.match.records import prepare
 from identity.match.supervised import SupervisedModel
 
@@ -64,6 +66,7 @@ class RecordMatcher:
         min_labels: int = 50,
         constraint: str = "user_id",
         label_ids: tuple[str, ...] = ("user_id", "loyalty_id"),
+        household_ids: tuple[str, ...] = ("email", "email_sha256", "phone"),
         calibration: Literal["isotonic", "platt"] = "isotonic",
         tf_adjust: bool = True,
         min_pair_probability: float = 0.01,
@@ -85,6 +88,7 @@ class RecordMatcher:
         self.min_labels = min_labels
         self.constraint = constraint
         self.label_ids = label_ids
+        self.household_ids = household_ids
         self.calibration = calibration
         self.tf_adjust = tf_adjust
         self.min_pair_probability = min_pair_probability
@@ -155,6 +159,7 @@ class RecordMatcher:
                 "records", "no comparable columns (names, date_of_birth, postcode, email, ...)"
             )
         n_pos, n_neg = int((scored.labels == 1).sum()), int((scored.labels == 0).sum())
+        n_household = 0
         mode = self.mode
         if mode == "auto":
             mode = "supervised" if min(n_pos, n_neg) >= self.min_labels else "unsupervised"
@@ -166,12 +171,18 @@ class RecordMatcher:
                     f"supervised needs labelled pairs of both kinds (got {n_pos} matches, {n_neg} non-matches)",
                 )
             x, names = scored.compared.features()
-            lab = scored.labels >= 0
+            y = scored.labels.copy()
+            household = household_negatives(
+                scored.prep, scored.cands.i, scored.cands.j, scored.compared, self.household_ids
+            )
+            y[(y < 0) & household] = 0  # training labels only: at link time the model decides these pairs
+            n_household = int(((scored.labels < 0) & household).sum())
+            lab = y >= 0
             self.model_ = SupervisedModel(calibration=self.calibration, seed=self.seed).fit(
-                x[lab], scored.labels[lab], names
+                x[lab], y[lab], names
             )
             self.level_weights_ = FellegiSunter.from_labels(
-                scored.compared.levels[lab], scored.labels[lab], [len(c.levels) for c in comps]
+                scored.compared.levels[lab], y[lab], [len(c.levels) for c in comps]
             )
         else:
             random_levels = self._random_levels(scored.prep, comps)
@@ -181,7 +192,7 @@ class RecordMatcher:
             self.level_weights_ = self.model_
         self.mode_ = mode
         self.comparisons_ = comps
-        self.n_labels_ = {"matches": n_pos, "non_matches": n_neg}
+        self.n_labels_ = {"matches": n_pos, "non_matches": n_neg, "household_non_matches": n_household}
         self._fitted = self._last = scored
         self._fit_records = records
         self._times["fit_s"] = time.perf_counter() - t0
