@@ -1,9 +1,9 @@
 """NBA benchmark: simulate a brand, learn a policy from its logged decisions, evaluate it off-policy on a
 held-out time split and compare every estimate with the TRUE value from the simulator's truth table.
 
-Run: ``python -m benchmarks.nba [--customers 20000] [--days 90]``. Targets: true value of CXI's policy
->= 1.2x the logging policy and above the best single action; OPE estimates within 10% of the truth with
-intervals covering it. The truth is read here only, never by the pipeline.
+Run: ``python -m benchmarks.nba [--customers 20000] [--days 90] [--method pooled|dr|direct|auto]``.
+Targets: true value of CXI's policy >= 1.2x the logging policy and above the best single action; OPE
+estimates within 10% of the truth with intervals covering it. The truth is read here only, never by the pipeline.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--decision-rate", type=float, default=1.0, help="SimConfig.decision_rate")
-    ap.add_argument("--method", default="dr")
+    ap.add_argument("--method", default="pooled", help="NBAPolicy method: dr, direct, pooled or auto")
     a = ap.parse_args()
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +74,10 @@ def main() -> None:
         name = f"{pol} ({ev.best_action})" if pol == "best_single" else pol
         table.add_row(name, *cells, f"{tv[pol]:.4f}", f"{tv[pol] / tv['logging']:.2f}x")
     console.print(table)
+    pol = res.policy
+    chosen = f"single action {pol.fixed_action_!r}" if pol.fixed_action_ else pol.fitted_method_
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in pol.selection_.items())
+    console.print(f"method {pol.method} -> {chosen}" + (f" (validation DR: {scores})" if scores else ""))
     console.print(
         f"targets: cxi true / logging = {tv['cxi'] / tv['logging']:.2f} (>= 1.20: {tv['cxi'] >= 1.2 * tv['logging']}); "
         f"cxi above best single action: {tv['cxi'] > tv['best_single']}; ship: {ev.ship} ({ev.reason})"

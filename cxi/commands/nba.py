@@ -77,7 +77,13 @@ def train_nba_command(
     epsilon: Annotated[
         float, typer.Option("--epsilon", min=0.0, max=1.0, help="Serving exploration.")
     ] = 0.05,
-    method: Annotated[str, typer.Option("--method", help="Policy learning: dr or direct.")] = "dr",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="Policy learning: pooled (default; one model across actions, shrunk toward the logging policy), dr, direct or auto.",
+        ),
+    ] = "pooled",
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=50, help="Bootstrap replicates.")] = 500,
     workspace: WorkspaceOpt = None,
 ) -> None:

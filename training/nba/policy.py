@@ -1,10 +1,15 @@
 """`NBAPolicy`: a next-best-action policy learned from logged decisions and their propensities.
 
-Doubly robust policy learning: reward models per action are cross-fitted (each row scored by models that
-never saw it), turned into DR pseudo-rewards per row and action,
+``method="dr"``, doubly robust policy learning: reward models per action are cross-fitted (each row
+scored by models that never saw it), turned into DR pseudo-rewards per row and action,
 ``G[i, b] = q(x_i, b) + 1[a_i = b] * (r_i - q(x_i, a_i)) / p_i`` (weights capped at ``max_weight``), and
 one LightGBM regressor per action learns E[G | x, b] (an unbiased target for E[r | x, b] even where the
-logging policy was selective). ``method="direct"`` fits the reward models on logged rows only instead.
+logging policy was selective). ``method="direct"`` fits the reward models on logged rows only instead;
+``method="pooled"`` (the default) fits ONE reward model on all logged rows with the action as a
+categorical feature, so actions share statistical strength (a per-action model sees ~1/K of the rows).
+``method="auto"`` picks one of those, or the best single action, by its doubly robust value on a later
+validation slice of the training rows (``training.nba.selection``; model selection by OPE, never by any
+truth), then refits it on all of them.
 The policy serves epsilon-greedy over the eligible actions; uplift is measured against the control action.
 """
 
@@ -23,6 +28,8 @@ from training.nba.data import ContextEncoder, check_decisions
 from training.nba.eligibility import EligibilityRules
 
 ID_COLUMNS: tuple[str, ...] = ("decision_id", "customer_id")
+METHODS: tuple[str, ...] = ("dr", "direct", "pooled", "auto")
+ACTION_FEATURE = "_action"
 
 
 class NBAPolicy:
@@ -32,7 +39,7 @@ class NBAPolicy:
         self,
         *,
         control: str | None = "no_offer",
-        method: str = "dr",
+        method: str = "pooled",
         epsilon: float = 0.05,
         n_folds: int = 3,
         max_weight: float = 50.0,
@@ -41,6 +48,7 @@ class NBAPolicy:
         num_leaves: int = 15,
         min_child_samples: int = 100,
         eligibility: EligibilityRules | None = None,
+        validation_fraction: float = 0.25,
         seed: int = 0,
     ) -> None:
         self.control = control
@@ -53,12 +61,13 @@ class NBAPolicy:
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.eligibility = eligibility
+        self.validation_fraction = validation_fraction
         self.seed = seed
 
     # --- fitting -----------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         keys = ("control", "method", "epsilon", "n_folds", "max_weight", "n_estimators", "learning_rate")
-        keys += ("num_leaves", "min_child_samples", "seed")
+        keys += ("num_leaves", "min_child_samples", "validation_fraction", "seed")
         return {k: getattr(self, k) for k in keys}
 
     def _lgb_params(self, objective: str) -> dict[str, Any]:
@@ -73,18 +82,29 @@ class NBAPolicy:
             "deterministic": True,
         }
 
-    def _fit_one(self, X: np.ndarray, y: np.ndarray, objective: str) -> lgb.Booster:
-        data = lgb.Dataset(
-            X,
-            y,
-            feature_name=self.encoder_.columns_,
-            categorical_feature=self.encoder_.categorical_indices_ or "auto",
-        )
+    def _fit_one(self, X: np.ndarray, y: np.ndarray, objective: str, pooled: bool = False) -> lgb.Booster:
+        names, cats = self.encoder_.columns_, self.encoder_.categorical_indices_
+        if pooled:  # the last column of X is the action code, a categorical feature
+            names, cats = [*names, ACTION_FEATURE], [*cats, len(names)]
+        data = lgb.Dataset(X, y, feature_name=names, categorical_feature=cats or "auto")
         return lgb.train(self._lgb_params(objective), data, num_boost_round=self.n_estimators)
 
+    def _fit_pooled(self, X: np.ndarray, a: np.ndarray, y: np.ndarray, objective: str) -> lgb.Booster:
+        """One reward model over all logged rows; the action is a categorical feature."""
+        return self._fit_one(np.column_stack([X, a.astype(np.float64)]), y, objective, pooled=True)
+
+    @staticmethod
+    def _predict_pooled(model: lgb.Booster, X: np.ndarray, K: int) -> np.ndarray:
+        """(n, K) predictions of a pooled model: every row scored under every action."""
+        if not len(X):
+            return np.zeros((0, K))
+        n = len(X)
+        stacked = np.column_stack([np.tile(X, (K, 1)), np.repeat(np.arange(K, dtype=np.float64), n)])
+        return model.predict(stacked).reshape(K, n).T
+
     def fit(self, decisions: pd.DataFrame) -> NBAPolicy:
-        if self.method not in ("dr", "direct"):
-            raise ContractError("method", "must be 'dr' or 'direct'", self.method)
+        if self.method not in METHODS:
+            raise ContractError("method", f"must be one of {list(METHODS)}", self.method)
         if not 0 <= self.epsilon <= 1:
             raise ContractError("epsilon", "must be in [0, 1]", self.epsilon)
         check_decisions(decisions)
@@ -103,8 +123,19 @@ class NBAPolicy:
         p = decisions["propensity"].to_numpy(float)
         self.binary_ = bool(np.isin(r, (0.0, 1.0)).all())
         objective = "cross_entropy" if self.binary_ and (r.min() >= 0) else "regression"
-        if self.method == "direct":
+        self.fixed_action_: str | None = None
+        self.selection_: dict[str, float] = {}
+        self.fitted_method_ = self.method
+        if self.method == "auto":
+            from training.nba.selection import select_method
+
+            # a fixed action (not None) means a single action beat every learned policy on validation
+            self.fitted_method_, self.fixed_action_, self.selection_ = select_method(self, decisions)
+        self.pooled_ = self.fitted_method_ == "pooled"
+        if self.fitted_method_ == "direct":
             self.models_ = [self._fit_one(X[a == k], r[a == k], objective) for k in range(len(self.actions_))]
+        elif self.fitted_method_ == "pooled":
+            self.models_ = [self._fit_pooled(X, a, r, objective)]
         else:
             G = self._pseudo_rewards(X, a, r, p, objective)
             self.models_ = [self._fit_one(X, G[:, k], "regression") for k in range(len(self.actions_))]
@@ -140,11 +171,11 @@ class NBAPolicy:
         """(n, K) estimated expected reward of each action for each context row."""
         self._check_fitted()
         X = self.encoder_.transform(contexts)
-        q = (
-            np.column_stack([m.predict(X) for m in self.models_])
-            if len(X)
-            else np.zeros((0, len(self.actions_)))
-        )
+        K = len(self.actions_)
+        if self.pooled_:
+            q = self._predict_pooled(self.models_[0], X, K)
+        else:
+            q = np.column_stack([m.predict(X) for m in self.models_]) if len(X) else np.zeros((0, K))
         return pd.DataFrame(q, columns=self.actions_, index=contexts.index)
 
     def uplift(self, contexts: pd.DataFrame) -> pd.DataFrame:
@@ -167,8 +198,12 @@ class NBAPolicy:
         eps = self.epsilon if epsilon is None else epsilon
         if not 0 <= eps <= 1:
             raise ContractError("epsilon", "must be in [0, 1]", eps)
+        q = self.expected_rewards(contexts).to_numpy()
+        if self.fixed_action_ is not None:  # the single-action fallback: prefer it wherever eligible
+            q = np.zeros_like(q)
+            q[:, self.actions_.index(self.fixed_action_)] = 1.0
         return pd.DataFrame(
-            self._probabilities(self.expected_rewards(contexts).to_numpy(), self.eligible(contexts), eps),
+            self._probabilities(q, self.eligible(contexts), eps),
             columns=self.actions_,
             index=contexts.index,
         )
@@ -218,6 +253,10 @@ class NBAPolicy:
             "control": self.control_,
             "binary": self.binary_,
             "n_rows": self.n_rows_,
+            "fitted_method": self.fitted_method_,
+            "pooled": self.pooled_,
+            "fixed_action": self.fixed_action_,
+            "selection": self.selection_,
             "encoder": self.encoder_.to_dict(),
             "eligibility": self.eligibility.model_dump() if self.eligibility else None,
             "models": files,
@@ -235,6 +274,10 @@ class NBAPolicy:
         self = cls(**spec["params"], eligibility=rules)
         self.actions_, self.control_, self.binary_ = spec["actions"], spec["control"], spec["binary"]
         self.n_rows_ = spec["n_rows"]
+        self.fitted_method_ = spec.get("fitted_method", self.method)
+        self.pooled_ = bool(spec.get("pooled", False))
+        self.fixed_action_ = spec.get("fixed_action")
+        self.selection_ = spec.get("selection", {})
         self.encoder_ = ContextEncoder.from_dict(spec["encoder"])
         self.models_ = [lgb.Booster(model_file=str(d / f)) for f in spec["models"]]
         return self

@@ -24,7 +24,7 @@ def log() -> tuple[pd.DataFrame, np.ndarray]:
     return make_log(5000, 0)
 
 
-@pytest.mark.parametrize("method", ["dr", "direct"])
+@pytest.mark.parametrize("method", ["dr", "direct", "pooled"])
 def test_policy_beats_logging_and_finds_best_action(
     log: tuple[pd.DataFrame, np.ndarray], method: str
 ) -> None:
