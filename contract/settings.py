@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         REPO_ROOT / "features" / "repo", description="Feast repository (definitions only)."
     )
     feature_snapshot_days: int = Field(1, ge=1, description="Cadence of offline feature snapshots (days).")
+    live_feature_max_age_s: float = Field(
+        1.0, ge=0, description="Online features older than this are recomputed at read time (live windows)."
+    )
 
     # --- churn definition ---
     churn_horizon_days: int = Field(30, ge=1, description="Churned = no activity within this many days.")
@@ -40,6 +43,47 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3000
     access_log: bool = Field(False, description="Per-request access logs (off: they halve throughput).")
+
+    # --- real-time engine (serving/realtime.py) ---
+    realtime: bool = Field(
+        True, description="Serve POST /v1/events and live profiles (the real-time engine)."
+    )
+    realtime_max_pending_rows: int = Field(
+        50_000, ge=1, description="Logged events waiting to be applied before ingestion answers 429."
+    )
+    realtime_visible_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a request waiting for visibility may wait before a 503."
+    )
+
+    # --- segments and consent (segments/) ---
+    segments_file: Path | None = Field(
+        None, description="Segment definitions YAML (default: the shipped segments/defaults.yaml)."
+    )
+    consent_default_granted: list[str] = Field(
+        ["analytics", "personalization"],
+        description="Purposes granted when nothing is known about a customer's consent for them; the others "
+        "(marketing, advertising) are denied until given. JSON list in CXI_CONSENT_DEFAULT_GRANTED.",
+    )
+
+    # --- activation (webhook destinations) ---
+    destinations_file: Path | None = Field(
+        None, description="YAML of webhook destinations (default: <workspace>/destinations.yaml)."
+    )
+    delivery_concurrency: int = Field(4, ge=1, le=64, description="Destinations delivered to in parallel.")
+
+    # --- durable event log (real-time ingestion, events/log.py) ---
+    eventlog_max_pending: int = Field(
+        20_000, ge=1, description="Rows waiting for the log writer before appends answer Overloaded."
+    )
+    eventlog_retry_after_s: float = Field(
+        0.5, gt=0, description="Retry-After suggested to clients when the log is overloaded (seconds)."
+    )
+    eventlog_segment_bytes: int = Field(
+        16 * 2**20, ge=4096, description="Event log segment size before a new segment file is started."
+    )
+    eventlog_commit_interval_ms: float = Field(
+        0.0, ge=0, description="Extra wait before a group commit to gather more appends (0: none)."
+    )
 
     @property
     def tracking_uri(self) -> str:

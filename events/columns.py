@@ -6,6 +6,10 @@ casts a mixed-type object column to text. Nulls (None, NaN, NA) always mean "abs
 
 from __future__ import annotations
 
+import os
+import threading
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,12 +17,31 @@ import pyarrow.compute as pc
 
 from contract.normalize import JUNK_VALUES
 
+if TYPE_CHECKING:
+    import duckdb
+
 #: Characters Python's ``str.strip()`` removes (``str.isspace``), so trimming here matches the scalar rules.
 PY_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _JUNK = pa.array(sorted(JUNK_VALUES))
+_DUCK: dict[int, duckdb.DuckDBPyConnection] = {}  # pid -> the process's in-memory DuckDB (made on use)
+_DUCK_LOCK = threading.Lock()
+
+
+def duck() -> duckdb.DuckDBPyConnection:
+    """A cursor (own connection, close it after use) on one shared in-memory DuckDB.
+
+    ``duckdb.connect()`` costs ~35 ms, which dominated small live batches; a cursor costs microseconds.
+    """
+    import duckdb
+
+    pid = os.getpid()  # a forked child makes its own: a parent's connection is not fork-safe
+    with _DUCK_LOCK:
+        if pid not in _DUCK:  # (a parent's entry is left alone: closing it in a child is not safe either)
+            _DUCK[pid] = duckdb.connect()
+        return _DUCK[pid].cursor()
 
 
 def column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -109,11 +132,9 @@ def as_number(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def sha256_text(arr: pa.Array | pd.Series) -> pa.Array:
     """SHA-256 hex of each UTF-8 string (DuckDB, column-wise); nulls stay null. Same as ``sha256_hex``."""
-    import duckdb
-
     if isinstance(arr, pd.Series):
         arr = pa.array(arr.astype(object).where(arr.notna(), None).tolist(), type=pa.string())
-    con = duckdb.connect()
+    con = duck()
     try:
         con.register("hash_in", pa.table({"v": arr}))
         return con.sql("SELECT sha256(v) AS h FROM hash_in").to_arrow_table().column("h").combine_chunks()

@@ -123,8 +123,10 @@ def import_frame(
     written = not (strict and bad.any())
     if written:
         stamp = datetime.now(UTC)
-        ws.append(TABLES[kind], _stored(kind, checked, accepted, source, stamp))
-        ws.append("quarantine", _new_quarantine(ws, _quarantine(kind, source, original, checked, bad, stamp)))
+        ws.append(TABLES[kind], stored_rows(kind, checked, accepted, source, stamp))
+        ws.append(
+            "quarantine", new_quarantine(ws, quarantine_rows(kind, source, original, checked, bad, stamp))
+        )
     return ImportReport(
         kind=kind,
         source=source,
@@ -191,7 +193,8 @@ def _existing(ws: Workspace, kind: str, keys: pa.Array) -> np.ndarray:
     return out
 
 
-def _stored(kind: str, checked: Checked, accepted: np.ndarray, source: str, stamp: datetime) -> pa.Table:
+def stored_rows(kind: str, checked: Checked, accepted: np.ndarray, source: str, stamp: datetime) -> pa.Table:
+    """The accepted rows in their stored schema (events: properties as JSON, source, ingested_at)."""
     t = checked.table if accepted.all() else checked.table.filter(pa.array(accepted))
     n = t.num_rows
     now = pa.array(
@@ -221,7 +224,7 @@ def _stored(kind: str, checked: Checked, accepted: np.ndarray, source: str, stam
     return pa.table({**base, **{k: v for k, v in extra.items() if k not in base}, "ingested_at": now})
 
 
-def _new_quarantine(ws: Workspace, q: pa.Table) -> pa.Table:
+def new_quarantine(ws: Workspace, q: pa.Table) -> pa.Table:
     """Leave out rejects already quarantined (same kind, source, row and content): re-imports add nothing."""
     if q.num_rows == 0 or not ws.exists("quarantine"):
         return q
@@ -237,9 +240,10 @@ def _new_quarantine(ws: Workspace, q: pa.Table) -> pa.Table:
         )
 
 
-def _quarantine(
+def quarantine_rows(
     kind: str, source: str, original: pd.DataFrame, checked: Checked, bad: np.ndarray, stamp: datetime
 ) -> pa.Table:
+    """Quarantine rows for the rejected input rows: index, field, reason and the original row as JSON."""
     pos = np.flatnonzero(bad)
     if not len(pos):
         return QUARANTINE_SCHEMA.empty_table()

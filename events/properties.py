@@ -11,13 +11,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from contract.schemas import ConsentPurpose, EventProperties
-from events.columns import column
+from events.columns import column, duck
 
 KNOWN_PROPS: tuple[str, ...] = tuple(EventProperties.model_fields)
 _PURPOSES = frozenset(p.value for p in ConsentPurpose)
@@ -142,7 +141,7 @@ def to_json(
         parts.append(f"'{key}:' || {value}")
     parts.append("nested")
     sql = f"SELECT '{{' || concat_ws(',', {', '.join(parts)}) || '}}' AS p FROM props_t"
-    con = duckdb.connect()
+    con = duck()
     try:
         con.register("props_t", table)
         return con.sql(sql).to_arrow_table().column("p").combine_chunks()
