@@ -9,6 +9,8 @@ so a full rerun on the same data gives the same ids, and a cluster that only gro
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import pyarrow as pa
 
@@ -46,3 +48,13 @@ def assign_ids(con: duckdb.DuckDBPyConnection, prior: pa.Table | None) -> pa.Tab
     return con.sql("""
         SELECT h.p AS alias_id, s.survivor AS customer_id
         FROM _holder h JOIN _surv s USING (label) WHERE h.p <> s.survivor ORDER BY 1""").to_arrow_table()
+
+
+def natural_id(identifier_type: str, value: str) -> str:
+    """The natural id of a component anchored at (type, value); the SQL of `assign_ids` in Python."""
+    return "c_" + hashlib.sha256(f"{identifier_type}:{value}".encode()).hexdigest()[:16]
+
+
+def split_id(natural: str) -> str:
+    """The id of a split-off component whose natural id is already a survivor's (as `assign_ids`)."""
+    return "c_" + hashlib.sha256(f"split:{natural}".encode()).hexdigest()[:16]
