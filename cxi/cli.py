@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from cxi.commands import features, identity, imports, models, nba, pipeline, score, serve, simulate, train
+from cxi.commands import (
+    destinations,
+    features,
+    identity,
+    imports,
+    models,
+    nba,
+    pipeline,
+    replay,
+    score,
+    segments,
+    serve,
+    simulate,
+    train,
+)
 
 app = typer.Typer(
     name="cxi",
@@ -24,10 +38,19 @@ app.add_typer(
 app.add_typer(train.app, name="train", help="Train models from Feast features and register them in MLflow.")
 app.add_typer(models.app, name="models", help="Registered models: list them, promote a challenger.")
 app.add_typer(nba.app, name="nba", help="Next-best-action: recommend offers with the registered policy.")
+app.add_typer(
+    segments.app, name="segments", help="Predictive segments: build, list (changes, exclusions), export."
+)
+app.add_typer(
+    destinations.app, name="destinations", help="Webhook destinations: deliveries, dead letters, test pings."
+)
 app.command("score", help="Score every customer known at a date with a model's champion, to CSV or Parquet.")(
     score.score
 )
 app.command("serve", help="Start the BentoML scoring service.")(serve.serve)
+app.command(
+    "replay", help="Rebuild identity and offline/online features from the durable event log (recovery)."
+)(replay.replay)
 app.command(
     "run", help="The whole chain on the embedded default: simulate -> stitch -> features -> train -> serve."
 )(pipeline.run)

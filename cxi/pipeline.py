@@ -12,10 +12,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from contract import REPO_ROOT, Settings, Workspace
+from contract.errors import WorkspaceError
 
 
 @dataclass
@@ -106,7 +108,9 @@ def run_chain(
     def simulate() -> str:
         from simulator import SimConfig, simulate_brand
 
-        summary = simulate_brand(ws, SimConfig(customers=customers, days=days, seed=seed))
+        # The brand's history ends today (UTC), so live features and scores computed "now" continue it.
+        start = datetime.now(UTC).date() - timedelta(days=days)
+        summary = simulate_brand(ws, SimConfig(customers=customers, days=days, seed=seed, start=start))
         return str(summary)
 
     if ws.exists("events"):
@@ -143,6 +147,63 @@ def run_chain(
         table_fingerprint(ws, "events", "identity_map") + f":{settings.churn_horizon_days}",
         train,
     )
+    return report
+
+
+def replay(settings: Settings, *, from_scratch: bool = False, on_step: Progress | None = None) -> RunReport:
+    """Rebuild every derived store from the events: log -> events table -> identity -> offline + online features.
+
+    Events acknowledged by the real-time API live in the durable event log first; they are compacted into the
+    workspace `events` table (idempotent by event_id), then identity is re-resolved (stable ids, unmerge
+    decisions and history are inputs and kept) and the Feast snapshots and online store are rebuilt. With
+    ``from_scratch`` the Feast folder (registry, online store, snapshots: all derived) is deleted first, as if
+    it had been lost. A running service picks the result up on restart.
+    """
+    import shutil
+
+    ws = Workspace(settings.workspace)
+    report = RunReport()
+    say = on_step or (lambda _msg: None)
+
+    def step(name: str, fn: Callable[[], str]) -> None:
+        say(f"{name} ...")
+        t0 = time.perf_counter()
+        detail = fn()
+        report.steps.append(StepResult(name, time.perf_counter() - t0, False, detail))
+        say(f"{name}: {detail}")
+
+    def compact() -> str:
+        from events.ingest import compact as compact_log
+        from events.log import EventLog
+
+        event_log = EventLog.open(ws)
+        try:
+            added = compact_log(ws, event_log)
+            return f"{added} logged events added to the events table ({event_log.last_seq} in the log)"
+        finally:
+            event_log.close()
+
+    def stitch() -> str:
+        from identity import IdentityResolver
+
+        return str(IdentityResolver(ws).resolve())
+
+    def features() -> str:
+        from features.store import FeatureRepo
+
+        if from_scratch and settings.feast_dir.exists():
+            shutil.rmtree(settings.feast_dir)
+        repo = FeatureRepo(settings)
+        repo.apply()
+        path = repo.build(ws)
+        end = repo.materialize()
+        return f"offline snapshots at {path}; online store materialized up to {end:%Y-%m-%d}"
+
+    step("compact", compact)
+    if not ws.exists("events"):
+        raise WorkspaceError(f"no events in workspace {ws.root}: nothing to replay")
+    step("identity", stitch)
+    step("features", features)
     return report
 
 
