@@ -209,19 +209,26 @@ def stored_rows(kind: str, checked: Checked, accepted: np.ndarray, source: str, 
         )
         typed = {k: t[k] for k in KNOWN_PROPS}
         props = to_json(typed, extra, nested.reset_index(drop=True), raw_json=("consent",))
-        cols = {name: t[name] for name in EVENTS_SCHEMA.names if name in t.column_names}
+        present = set(t.column_names)
+        cols = {name: t[name] for name in EVENTS_SCHEMA.names if name in present}
         cols.update(
             properties=props,
             source=pa.array(np.full(n, source, dtype=object), type=pa.string()),
             ingested_at=now,
         )
-        return pa.table(cols).select(EVENTS_SCHEMA.names).cast(EVENTS_SCHEMA)
+        return _as_schema(pa.table(cols).select(EVENTS_SCHEMA.names), EVENTS_SCHEMA)
     if kind == "records":
-        cols = {name: t[name] for name in RECORDS_SCHEMA.names if name in t.column_names}
+        present = set(t.column_names)
+        cols = {name: t[name] for name in RECORDS_SCHEMA.names if name in present}
         cols.update(extra_ids=to_json({}, extra, pd.Series(np.full(n, None, dtype=object))), ingested_at=now)
         return pa.table(cols).select(RECORDS_SCHEMA.names).cast(RECORDS_SCHEMA)
     base = {name: t[name] for name in DECISIONS_BASE_COLUMNS}
     return pa.table({**base, **{k: v for k, v in extra.items() if k not in base}, "ingested_at": now})
+
+
+def _as_schema(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast to `schema` (a no-op cast still costs ~0.1 ms, a lot for one live event)."""
+    return t if t.schema.equals(schema, check_metadata=True) else t.cast(schema)
 
 
 def new_quarantine(ws: Workspace, q: pa.Table) -> pa.Table:
@@ -248,8 +255,12 @@ def quarantine_rows(
     if not len(pos):
         return QUARANTINE_SCHEMA.empty_table()
     rows = original.iloc[pos]
-    raw = rows.to_json(orient="records", lines=True, date_format="iso", default_handler=str).splitlines()
     n = len(pos)
+    raw = (  # (pandas writes no lines at all for a frame without columns)
+        rows.to_json(orient="records", lines=True, date_format="iso", default_handler=str).splitlines()
+        if len(rows.columns)
+        else ["{}"] * n
+    )
     return pa.table(
         {
             "kind": pa.array([kind] * n, type=pa.string()),

@@ -57,23 +57,37 @@ def _nested(col: pd.Series) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     error = np.full(len(values), None, dtype=object)
     dicts: list[dict[str, object]] = []
     for i, v in enumerate(values):
-        if isinstance(v, str):
-            try:
-                v = json.loads(v) if v.strip() else None
-            except ValueError:
-                error[i] = "not valid JSON"
-                v = None
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            v = {}
-        if not isinstance(v, dict):
-            error[i] = error[i] or "must be an object (key: value pairs)"
-            v = {}
-        dicts.append(v)
+        d, error[i] = _as_object(v)
+        dicts.append(d)
     nested = pd.DataFrame.from_records(
         [{k: d[k] for k in KNOWN_PROPS if k in d} for d in dicts], index=col.index
     )
     extras = [{k: x for k, x in d.items() if k not in KNOWN_PROPS} or None for d in dicts]
     return nested.astype(object), pd.Series(extras, index=col.index, dtype=object), error
+
+
+def _as_object(v: object) -> tuple[dict, str | None]:
+    """One ``properties`` value as a dict ({} when absent or unusable) and why it is unusable."""
+    error = None
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.strip() else None
+        except ValueError:
+            error = "not valid JSON"
+            v = None
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        v = {}
+    if not isinstance(v, dict):
+        error = error or "must be an object (key: value pairs)"
+        v = {}
+    return v, error
+
+
+def nested_value(v: object) -> tuple[dict, dict | None, str | None]:
+    """One ``properties`` value: its known keys, its other keys (None if none) and why it is unusable."""
+    d, error = _as_object(v)
+    known = {k: d[k] for k in KNOWN_PROPS if k in d}
+    return known, {k: x for k, x in d.items() if k not in KNOWN_PROPS} or None, error
 
 
 def check_consent(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -82,28 +96,30 @@ def check_consent(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     error = np.full(len(col), None, dtype=object)
     present = np.flatnonzero(col.notna().to_numpy())
     for i in present:  # consent is rare (consent_update events only); a loop over those rows is fine
-        v = col.iloc[i]
-        if isinstance(v, str):
-            try:
-                v = json.loads(v)
-            except ValueError:
-                error[i] = "not valid JSON"
-                continue
-        if not isinstance(v, dict):
-            error[i] = "must be an object of purpose: true/false"
-            continue
-        parsed: dict[str, bool] = {}
-        for k, x in v.items():
-            b = _lax_bool(x)
-            if k not in _PURPOSES:
-                error[i] = f"unknown purpose (one of {', '.join(sorted(_PURPOSES))})"
-            elif b is None:
-                error[i] = "consent values must be true or false"
-            else:
-                parsed[k] = b
-        if error[i] is None:
-            out[i] = parsed
+        out[i], error[i] = consent_value(col.iloc[i])
     return pd.Series(out, index=col.index, dtype=object), error
+
+
+def consent_value(v: object) -> tuple[dict[str, bool] | None, str | None]:
+    """One present consent value: the normalised dict (None when invalid) and the reason it is invalid."""
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return None, "not valid JSON"
+    if not isinstance(v, dict):
+        return None, "must be an object of purpose: true/false"
+    error = None
+    parsed: dict[str, bool] = {}
+    for k, x in v.items():
+        b = _lax_bool(x)
+        if k not in _PURPOSES:
+            error = f"unknown purpose (one of {', '.join(sorted(_PURPOSES))})"
+        elif b is None:
+            error = "consent values must be true or false"
+        else:
+            parsed[k] = b
+    return (parsed if error is None else None), error
 
 
 def _lax_bool(x: object) -> bool | None:
@@ -127,6 +143,21 @@ def to_json(
     n = len(extras)
     typed = {k: a for k, a in typed.items() if a.null_count < len(a)}
     extra_flat = {k: a for k, a in extra_flat.items() if a.null_count < len(a)}
+    if n <= _SMALL:
+        small = _to_json_small(typed, extra_flat, extras, raw_json)
+        if small is not None:
+            return small
+    return _to_json_duckdb(typed, extra_flat, extras, raw_json)
+
+
+def _to_json_duckdb(
+    typed: dict[str, pa.Array],
+    extra_flat: dict[str, pa.Array],
+    extras: pd.Series,
+    raw_json: tuple[str, ...] = (),
+) -> pa.Array:
+    """``to_json`` as one DuckDB query (any column types; the batch path)."""
+    n = len(extras)
     cols: dict[str, pa.Array] = {f"c{i}": a for i, a in enumerate([*typed.values(), *extra_flat.values()])}
     names = [*typed, *extra_flat]
     given = np.flatnonzero(extras.notna().to_numpy())
@@ -147,3 +178,53 @@ def to_json(
         return con.sql(sql).to_arrow_table().column("p").combine_chunks()
     finally:
         con.close()
+
+
+_SMALL = 512  # rows: up to here JSON is written in Python (a DuckDB round trip costs ~1-2 ms)
+#: DuckDB's ``to_json`` string escapes: like ``json.dumps(ensure_ascii=False)`` but upper-case hex.
+_ESCAPES = {
+    **{c: f"\\u{c:04X}" for c in range(0x20)},
+    **{0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"},
+}
+
+
+def _to_json_small(
+    typed: dict[str, pa.Array],
+    extra_flat: dict[str, pa.Array],
+    extras: pd.Series,
+    raw_json: tuple[str, ...],
+) -> pa.Array | None:
+    """``to_json`` in Python, byte-identical to the DuckDB query; None for types it does not write."""
+    n = len(extras)
+    columns: list[list[str | None]] = []
+    for i, (name, arr) in enumerate([*typed.items(), *extra_flat.items()]):
+        key = json.dumps(name) + ":"
+        values = arr.to_pylist()
+        kind = arr.type
+        if name in raw_json and i < len(typed):
+            text = values
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            text = [None if v is None else '"' + v.translate(_ESCAPES) + '"' for v in values]
+        elif pa.types.is_float64(kind):
+            text = [None if v is None else repr(v) for v in values]
+            if any(t is not None and ("e" in t or "n" in t) for t in text):
+                return None  # exponents, inf and nan: DuckDB formats these its own way
+        elif pa.types.is_int64(kind):
+            text = [None if v is None else str(v) for v in values]
+        elif pa.types.is_boolean(kind):
+            text = [None if v is None else ("true" if v else "false") for v in values]
+        else:
+            return None
+        columns.append([None if t is None else key + t for t in text])
+    nested = [None if _na(d) else json.dumps(d, default=str)[1:-1] or None for d in extras.tolist()]
+    rows = []
+    for r in range(n):
+        parts = [c[r] for c in columns if c[r] is not None]
+        if nested[r] is not None:
+            parts.append(nested[r])
+        rows.append("{" + ",".join(parts) + "}")
+    return pa.array(rows, pa.string())
+
+
+def _na(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v)

@@ -172,7 +172,25 @@ def phone_ok(norm: pd.Series) -> pd.Series:
 
 
 def check_events(df: pd.DataFrame, *, tz: str | None = "UTC", negative_revenue: bool = False) -> Checked:
-    """The rules of ``contract.schemas.Event`` (``negative_revenue`` admits returns from transactions)."""
+    """The rules of ``contract.schemas.Event`` (``negative_revenue`` admits returns from transactions).
+
+    Small batches (live ingestion) are checked row by row (``events.rowwise``, same results, ~20x cheaper
+    per call); larger ones, and shapes the row-wise path does not cover, column-wise.
+    """
+    from events import rowwise
+
+    if len(df) <= rowwise.SMALL_BATCH:
+        try:
+            return rowwise.check_events_small(df, tz, negative_revenue)
+        except (rowwise.Unsupported, pa.ArrowException, UnicodeError):
+            pass
+    return check_events_columnwise(df, tz=tz, negative_revenue=negative_revenue)
+
+
+def check_events_columnwise(
+    df: pd.DataFrame, *, tz: str | None = "UTC", negative_revenue: bool = False
+) -> Checked:
+    """``check_events`` over whole columns (pandas/Arrow/DuckDB): the batch importer's path."""
     n = len(df)
     b = Blame(n)
     ids: dict[str, pa.Array] = {}
