@@ -42,6 +42,13 @@ def link(
         bool, typer.Option(help="Fail on any field that breaks the contract (default: clear it).")
     ] = False,
     max_block_size: Annotated[int, typer.Option(help="Skip blocks with more records than this.")] = 500,
+    window: Annotated[
+        int,
+        typer.Option(
+            help="Blocks bigger than this pair each record only with its window-1 neighbours in name order "
+            "(sorted neighbourhood: candidates grow linearly with records); 0 = all pairs of every block."
+        ),
+    ] = 5,
 ) -> None:
     """Link customer records across files: blocking, comparisons, a match model (calibrated LightGBM on
     deterministic labels, or Fellegi–Sunter by EM) and constrained clustering. Writes clusters
@@ -56,11 +63,13 @@ def link(
         from identity.match import RecordMatcher, read_records
 
         frame, read = read_records(records, parse_map(map_ or []), strict=strict)
+        read_s = time.perf_counter() - started
         matcher = RecordMatcher(
             mode=mode,
             threshold=threshold,
             link_only=link_only,  # type: ignore[arg-type]
             max_block_size=max_block_size,
+            window=window or None,
         )
         result = matcher.link(frame)
     except CXIError as exc:
@@ -69,6 +78,10 @@ def link(
     out.mkdir(parents=True, exist_ok=True)
     result.clusters.to_parquet(out / "clusters.parquet", index=False)
     result.pairs.to_parquet(out / "pairs.parquet", index=False)
+    stages = {
+        "read": read_s,
+        **{k.removesuffix("_s"): v for k, v in result.stats.items() if k.endswith("_s")},
+    }
 
     table = Table(title=f"records linked ({result.mode})")
     table.add_column("measure")
@@ -84,10 +97,14 @@ def link(
     ):
         table.add_row(name, str(value))
     console.print(table)
+    console.print("seconds by stage: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), soft_wrap=True)
     skipped = [b for b in result.stats["blocking"] if b["skipped_blocks"]]  # type: ignore[union-attr]
     for b in skipped:
         console.print(
             f"[yellow]blocking[/yellow] {b['rule']}: skipped {b['skipped_blocks']} block(s) "
             f"over {max_block_size} records ({b['skipped_pairs']} pairs)"
         )
+    windowed = sum(int(b["windowed_blocks"]) for b in result.stats["blocking"])  # type: ignore[union-attr]
+    if windowed:
+        console.print(f"blocking: {windowed} block(s) over {window} records paired by sorted neighbourhood")
     console.print(f"wrote {out / 'clusters.parquet'} and {out / 'pairs.parquet'}")

@@ -2,8 +2,9 @@
 LightGBM on deterministically labelled pairs, and constrained clustering into customers.
 
 `RecordMatcher(mode="auto", threshold=0.5).link(records) -> LinkResult(clusters, pairs)`; `read_records`
-reads CustomerRecord files. LightGBM (and scikit-learn) are imported only in supervised mode; no feature
-store, registry or server is ever imported.
+reads CustomerRecord files. LightGBM (and scikit-learn) are imported only in supervised mode; the
+unsupervised path needs numpy, pandas, pyarrow, rapidfuzz and jellyfish only (no scipy, no DuckDB of its
+own); no feature store, registry or server is ever imported.
 """
 
 from identity.match.blocking import BlockingRule, Candidates, blocking_recall, candidate_pairs

@@ -2,9 +2,10 @@
 
 Records sharing a constraint id (user_id) are always together (must-link); records with two different
 constraint ids are never together (cannot-link). Connected components over the pairs at or above the
-threshold are taken vectorised (`identity.stitch.connected_components`); only components that would hold
-two constraint ids are redone, with a union-find over their edges by descending probability that refuses
-any union joining two ids, so the weakest links are the ones dropped. A cluster's customer id is
+threshold are taken vectorised (`components`: numpy hooking and pointer jumping, so linking imports
+neither scipy nor the stitcher); only components that would hold two constraint ids are redone, with a
+union-find over their edges by descending probability that refuses any union joining two ids, so the
+weakest links are the ones dropped. A cluster's customer id is
 ``"c_" + sha256("record:<source>:<record_id>")[:16]`` of its first record in (source, record_id) order: the
 same data gives the same ids whatever the input order, as the stitcher's ids do.
 """
@@ -17,14 +18,33 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from identity.stitch import connected_components
-
 
 @dataclass(frozen=True)
 class Clusters:
     labels: np.ndarray  # cluster per record (0..k-1)
     linked: np.ndarray  # bool per pair: the pair is inside one final cluster and at/above the threshold
     refused: int  # pairs at/above the threshold the cannot-link constraint kept apart
+
+
+def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Connected-component label per node (0..k-1, in order of each component's smallest node) of the
+    undirected graph on ``n`` nodes given by edge arrays: hook every root onto the smallest root it shares an
+    edge with, then jump pointers until each node points at its root; repeat until no edge joins two roots."""
+    parent = np.arange(n, dtype=np.int64)
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    while len(src):
+        ps, pd_ = parent[src], parent[dst]
+        cross = ps != pd_
+        if not cross.any():
+            break
+        src, dst, ps, pd_ = src[cross], dst[cross], ps[cross], pd_[cross]
+        np.minimum.at(parent, np.maximum(ps, pd_), np.minimum(ps, pd_))
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent = up
+    return pd.factorize(parent)[0].astype(np.int64)
 
 
 def _must_link(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +93,7 @@ def cluster_pairs(
     src = np.concatenate([mi, i[keep]])
     dst = np.concatenate([mj, j[keep]])
     p = np.concatenate([np.full(len(mi), 2.0), prob[keep]])  # must-link edges first
-    labels = connected_components(n, src, dst)
+    labels = components(n, src, dst)
     has = group >= 0
     comp_groups = pd.DataFrame({"c": labels[has], "g": group[has]}).drop_duplicates()["c"].value_counts()
     bad = comp_groups.index[comp_groups.to_numpy() > 1].to_numpy()

@@ -4,7 +4,9 @@
 Similarities come from rapidfuzz's aligned pairwise scorers (``process.cpdist``, C++, multi-threaded):
 Jaro-Winkler on names and emails, token-set ratio on addresses, Damerau-Levenshtein on ids, postcodes,
 phones and dates (plus a month/day swap). Values are factorised once per column, so exact agreement is an
-integer comparison and term frequencies (how common the agreed value is) come from a bincount.
+integer comparison and term frequencies (how common the agreed value is) come from a bincount; the
+similarity of a value pair is computed once however many candidate pairs repeat it, and pairs are
+compared a million at a time so memory stays bounded at any number of candidates.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class ComparedPairs:
     comparisons: tuple[Comparison, ...]
     levels: np.ndarray
     scores: np.ndarray  # float32 pairs × comparisons, NaN = missing
-    tf: np.ndarray  # float64 pairs × comparisons: frequency of the agreed value on exact agreement, else NaN
+    tf: np.ndarray  # float32 pairs × comparisons: frequency of the agreed value on exact agreement, else NaN
 
     def __len__(self) -> int:
         return self.levels.shape[0]
@@ -119,6 +121,8 @@ def _cpdist(a: np.ndarray, b: np.ndarray, scorer: object) -> np.ndarray:
 
 
 def _compare_one(comp: Comparison, col: Column, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Levels, scores and term frequencies of one comparison. Similarities are computed once per distinct
+    unordered pair of values (every scorer is symmetric): candidate pairs repeat value pairs a lot."""
     from rapidfuzz import fuzz
     from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
@@ -126,13 +130,18 @@ def _compare_one(comp: Comparison, col: Column, i: np.ndarray, j: np.ndarray) ->
     missing = (ci < 0) | (cj < 0)
     exact = (ci == cj) & ~missing
     top = len(comp.levels) - 1
-    level = np.where(missing, -1, np.where(exact, top, 0)).astype(np.int8)
-    score = np.where(missing, np.nan, np.where(exact, 1.0, 0.0))
-    tf = np.where(exact, col.freq[np.where(exact, ci, 0)], np.nan)
+    level = np.zeros(len(i), dtype=np.int8)
+    level[missing], level[exact] = -1, top
+    score = np.zeros(len(i), dtype=np.float32)
+    score[missing], score[exact] = np.nan, 1.0
+    tf = np.full(len(i), np.nan, dtype=np.float32)
+    tf[exact] = col.freq[ci[exact]]
     rest = np.flatnonzero(~missing & ~exact)
-    a, b = col.uniques[ci[rest]], col.uniques[cj[rest]]
-    lv = np.zeros(len(rest), dtype=np.int8)
-    ua, ub = ci[rest], cj[rest]
+    lo, hi = np.minimum(ci[rest], cj[rest]), np.maximum(ci[rest], cj[rest])
+    inverse, pair_codes = pd.factorize(lo * len(col.uniques) + hi)
+    ua, ub = pair_codes // len(col.uniques), pair_codes % len(col.uniques)
+    a, b = col.uniques[ua], col.uniques[ub]
+    lv = np.zeros(len(ua), dtype=np.int8)
 
     def same(part: str) -> np.ndarray:
         codes = col.derived(part)
@@ -167,9 +176,14 @@ def _compare_one(comp: Comparison, col: Column, i: np.ndarray, j: np.ndarray) ->
             swap = y & (ym[ua] == yd[ub]) & (yd[ua] == ym[ub])
             lv[y] = 1
             lv[(y.astype(int) + m + dd == 2) | swap | (d <= 1)] = 2
-    level[rest] = lv
-    score[rest] = s
-    return level, score.astype(np.float32), tf
+    level[rest] = lv[inverse]
+    score[rest] = s.astype(np.float32)[inverse]
+    return level, score, tf
+
+
+#: Pairs compared per chunk: bounds the temporaries (codes, masks, value-pair hash tables) whatever the
+#: number of candidates, and keeps each hash table small enough to stay in cache.
+CHUNK_PAIRS = 1_000_000
 
 
 def compare_pairs(
@@ -179,14 +193,18 @@ def compare_pairs(
     comparisons: list[Comparison],
     columns: dict[str, Column] | None = None,
 ) -> ComparedPairs:
-    """Compare records ``i[k]`` and ``j[k]`` of ``prep`` on every comparison (``columns``: a factorisation
-    cache keyed by column name, filled when given)."""
+    """Compare records ``i[k]`` and ``j[k]`` of ``prep`` on every comparison, `CHUNK_PAIRS` pairs at a time
+    (``columns``: a factorisation cache keyed by column name, filled when given)."""
     cache = columns if columns is not None else {}
     levels = np.empty((len(i), len(comparisons)), dtype=np.int8)
     scores = np.empty((len(i), len(comparisons)), dtype=np.float32)
-    tfs = np.empty((len(i), len(comparisons)), dtype=np.float64)
+    tfs = np.empty((len(i), len(comparisons)), dtype=np.float32)
     for k, comp in enumerate(comparisons):
         if comp.column not in cache:
             cache[comp.column] = Column(prep[comp.column])
-        levels[:, k], scores[:, k], tfs[:, k] = _compare_one(comp, cache[comp.column], i, j)
+        for lo in range(0, len(i), CHUNK_PAIRS):
+            hi = lo + CHUNK_PAIRS
+            levels[lo:hi, k], scores[lo:hi, k], tfs[lo:hi, k] = _compare_one(
+                comp, cache[comp.column], i[lo:hi], j[lo:hi]
+            )
     return ComparedPairs(tuple(comparisons), levels, scores, tfs)

@@ -36,9 +36,26 @@ def level_frequencies(levels: np.ndarray, n_levels: list[int], pseudo: float = 0
 
 
 def _patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct level rows, their counts and each pair's pattern index."""
-    uniq, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
-    return uniq, counts.astype(np.float64), inverse.reshape(-1)
+    """Distinct level rows, their counts and each pair's pattern index. Rows are packed into one integer
+    (base = levels + 2 per comparison) and hashed, far cheaper than sorting rows on millions of pairs."""
+    import pandas as pd
+
+    n, k = levels.shape
+    base = int(levels.max(initial=-1)) + 2
+    if n == 0 or k == 0 or k * np.log2(max(base, 2)) >= 62:
+        uniq, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
+        return uniq, counts.astype(np.float64), inverse.reshape(-1)
+    packed = np.zeros(n, dtype=np.int64)
+    for c in range(k):
+        packed = packed * base + (levels[:, c].astype(np.int64) + 1)
+    inverse, keys = pd.factorize(packed)
+    uniq = np.empty((len(keys), k), dtype=levels.dtype)
+    rest = keys.copy()
+    for c in range(k - 1, -1, -1):
+        uniq[:, c] = rest % base - 1
+        rest //= base
+    counts = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
+    return uniq, counts, inverse.astype(np.int64)
 
 
 def _log2_ratio(pat: np.ndarray, m: list[np.ndarray], u: list[np.ndarray]) -> np.ndarray:
@@ -121,25 +138,32 @@ class FellegiSunter:
         fs.u_random_ = None
         return fs
 
+    def _column_weight(self, pairs: ComparedPairs, k: int, tf_adjust: bool) -> np.ndarray:
+        """Weight (bits) per pair of comparison k: a lookup of its level's log2(m/u) (0 where missing),
+        term-frequency adjusted on exact agreement where configured."""
+        lv = pairs.levels[:, k]
+        table = np.log2(self.m_[k] + _EPS) - np.log2(self.u_[k] + _EPS)
+        w = np.append(table, 0.0)[np.where(lv >= 0, lv, len(table))]
+        if tf_adjust and pairs.comparisons[k].tf:
+            top = len(self.m_[k]) - 1
+            exact = np.flatnonzero(lv == top)
+            u_tf = np.clip(pairs.tf[exact, k].astype(np.float64), 1e-6, 1.0)
+            w[exact] = np.log2(self.m_[k][top] + _EPS) - np.log2(np.maximum(u_tf, self.u_[k][top] * 0.05))
+        return w
+
     def weights(self, pairs: ComparedPairs, tf_adjust: bool = True) -> np.ndarray:
         """Match weight (bits) per pair and comparison, term-frequency adjusted where configured."""
-        w = _log2_ratio(pairs.levels, self.m_, self.u_)
-        if tf_adjust:
-            for k, comp in enumerate(pairs.comparisons):
-                if not comp.tf:
-                    continue
-                top = len(self.m_[k]) - 1
-                exact = pairs.levels[:, k] == top
-                u_tf = np.clip(pairs.tf[exact, k], 1e-6, 1.0)
-                w[exact, k] = np.log2(self.m_[k][top] + _EPS) - np.log2(
-                    np.maximum(u_tf, self.u_[k][top] * 0.05)
-                )
+        w = np.zeros(pairs.levels.shape, dtype=np.float64)
+        for k in range(pairs.levels.shape[1]):
+            w[:, k] = self._column_weight(pairs, k, tf_adjust)
         return w
 
     def prior_weight(self) -> float:
         return float(np.log2(self.lambda_ / (1 - self.lambda_)))
 
     def predict_proba(self, pairs: ComparedPairs, tf_adjust: bool = True) -> np.ndarray:
-        """Match probability per pair."""
-        logit = self.prior_weight() + self.weights(pairs, tf_adjust).sum(axis=1)
+        """Match probability per pair (weights summed column by column: memory of one column, not all)."""
+        logit = np.full(len(pairs), self.prior_weight(), dtype=np.float64)
+        for k in range(pairs.levels.shape[1]):
+            logit += self._column_weight(pairs, k, tf_adjust)
         return 1.0 / (1.0 + np.exp2(-np.clip(logit, -60, 60)))

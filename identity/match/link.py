@@ -62,7 +62,8 @@ class RecordMatcher:
         blocking: list[BlockingRule] | None = None,
         comparisons: list[Comparison] | None = None,
         max_block_size: int = 500,
-        random_pairs: int = 200_000,
+        window: int | None = 5,
+        random_pairs: int = 20_000,  # u's starting point only: EM refits u on the candidates
         min_labels: int = 50,
         constraint: str = "user_id",
         label_ids: tuple[str, ...] = ("user_id", "loyalty_id"),
@@ -83,7 +84,10 @@ class RecordMatcher:
         self.link_only = link_only
         self.blocking = blocking
         self.comparisons = comparisons
+        if window is not None and window < 2:
+            raise ContractError("window", "must be at least 2 (or None: all pairs of every block)", window)
         self.max_block_size = max_block_size
+        self.window = window
         self.random_pairs = random_pairs
         self.min_labels = min_labels
         self.constraint = constraint
@@ -100,15 +104,17 @@ class RecordMatcher:
         t0 = time.perf_counter()
         prep = prepare(records)
         t1 = time.perf_counter()
+        self._columns: dict[str, Column] = {}
         cands = candidate_pairs(
             prep,
             self.blocking if self.blocking is not None else default_rules(prep),
             max_block_size=self.max_block_size,
+            window=self.window,
             link_only=self.link_only,
+            columns=self._columns,
         )
         t2 = time.perf_counter()
         comps = comparisons if comparisons is not None else self._comparisons(prep)
-        self._columns: dict[str, Column] = {}
         compared = compare_pairs(prep, cands.i, cands.j, comps, self._columns)
         t3 = time.perf_counter()
         labels = self._labels(prep, cands.i, cands.j)
@@ -123,13 +129,12 @@ class RecordMatcher:
     def _labels(self, prep: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         y = np.full(len(i), -1, dtype=np.int8)
         if self.constraint in prep:
-            c = prep[self.constraint].to_numpy(dtype=object)
-            both = pd.notna(c[i]) & pd.notna(c[j])
-            y[both & (c[i] != c[j])] = 0
+            c = pd.factorize(prep[self.constraint])[0]
+            y[(c[i] >= 0) & (c[j] >= 0) & (c[i] != c[j])] = 0
         for col in self.label_ids:
             if col in prep:
-                v = prep[col].to_numpy(dtype=object)
-                y[pd.notna(v[i]) & (v[i] == v[j])] = 1
+                v = pd.factorize(prep[col])[0]
+                y[(v[i] >= 0) & (v[i] == v[j])] = 1
         return y
 
     def _random_levels(self, prep: pd.DataFrame, comps: list[Comparison]) -> np.ndarray:

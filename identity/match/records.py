@@ -4,7 +4,8 @@
 validation (`source` defaults to the file's stem); a field that breaks the contract is cleared and counted
 (or, with ``strict``, raises), a record without a record_id or with a repeated (source, record_id) is an
 error. `prepare` turns a records frame (contract column names; any other column is an extra identifier)
-into the normalised, canonically ordered frame every matching step works on.
+into the normalised, canonically ordered frame every matching step works on; the text normalisation runs
+as Arrow compute kernels (no Python loop over values).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract.errors import ContractError
 from contract.schemas import RECORDS_SCHEMA
@@ -62,15 +65,66 @@ def read_records(
     return pd.concat(frames, ignore_index=True), report
 
 
-def _text(s: pd.Series | None, n: int) -> pd.Series:
-    """Trimmed lower-case text with accents stripped and blanks as missing (object dtype, None = missing)."""
+def _arrow_raw(s: pd.Series) -> pa.Array:
+    """A column as one Arrow array (Arrow-backed columns convert zero-copy); mixed Python objects as text."""
+    s = s.reset_index(drop=True)
+    try:
+        arr = pa.array(s, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array(s.astype("string"), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _arrow(s: pd.Series | None, n: int) -> pa.Array:
+    """A column as an Arrow string array (all null when absent)."""
     if s is None:
-        return pd.Series([None] * n, dtype=object)
-    t = s.astype("string").str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
-    t = t.str.lower().str.replace(r"[^a-z0-9@.+\- ]", " ", regex=True).str.replace(r"\s+", " ", regex=True)
-    t = t.str.strip()
-    t = t.where(t.str.len() > 0)
-    return t.astype(object).where(t.notna(), None).reset_index(drop=True)
+        return pa.nulls(n, pa.string())
+    arr = _arrow_raw(s)
+    if pa.types.is_null(arr.type):
+        return pa.nulls(n, pa.string())
+    return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
+
+
+def _clean(arr: pa.Array) -> pa.Array:
+    """Trimmed lower-case ASCII text (accents stripped, other symbols as spaces), blanks as null (Arrow
+    kernels: no Python loop over values)."""
+    t = arr
+    if not pc.all(pc.string_is_ascii(t)).as_py():
+        t = pc.utf8_normalize(t, "NFKD")
+        t = pc.replace_substring_regex(t, r"[^\x00-\x7f]", "")
+    t = pc.ascii_lower(t)
+    t = pc.replace_substring_regex(t, r"[^a-z0-9@.+\- ]", " ")
+    t = pc.replace_substring_regex(t, r"\s+", " ")
+    t = pc.ascii_trim_whitespace(t)
+    return pc.if_else(pc.greater(pc.binary_length(t), 0), t, pa.scalar(None, pa.string()))
+
+
+def _objects(arr: pa.Array) -> np.ndarray:
+    """Arrow strings as a numpy object array (None = missing), the form every matching step works on."""
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _text(s: pd.Series | None, n: int) -> np.ndarray:
+    """`_clean` of a column as a numpy object array."""
+    return _objects(_clean(_arrow(s, n)))
+
+
+#: Birth dates outside these years are placeholders (0001-01-01, 9999-12-31), not evidence: missing.
+DOB_YEARS: tuple[int, int] = (1800, 2200)
+
+
+def _dates(s: pd.Series | None, n: int) -> np.ndarray:
+    """Dates as YYYY-MM-DD strings (None where missing, unparseable or outside `DOB_YEARS`)."""
+    if s is None:
+        return np.full(n, None, dtype=object)
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_date(s.dtype.pyarrow_dtype):
+        arr = _arrow_raw(s)
+        year = pc.year(arr)
+        ok = pc.and_(pc.greater_equal(year, DOB_YEARS[0]), pc.less_equal(year, DOB_YEARS[1]))
+        return _objects(pc.if_else(ok, pc.cast(arr, pa.string()), pa.scalar(None, pa.string())))
+    dob = pd.to_datetime(s.reset_index(drop=True), errors="coerce")
+    dob = dob.where((dob.dt.year >= DOB_YEARS[0]) & (dob.dt.year <= DOB_YEARS[1]))
+    return dob.dt.strftime("%Y-%m-%d").astype(object).where(dob.notna(), None).to_numpy()
 
 
 def _extra_columns(records: pd.DataFrame) -> pd.DataFrame:
@@ -114,30 +168,24 @@ def prepare(records: pd.DataFrame) -> pd.DataFrame:
     )
     for col in ("first_name", "last_name", "city"):
         out[col] = _text(get(col), n)
-    out["address"] = _text(
-        (get("address_line1", pd.Series([None] * n)).astype("string").fillna(""))
-        + " "
-        + (get("address_line2", pd.Series([None] * n)).astype("string").fillna("")),
-        n,
-    )
-    dob = pd.to_datetime(get("date_of_birth", pd.Series([None] * n)), errors="coerce")
-    out["dob"] = dob.dt.strftime("%Y-%m-%d").astype(object).where(dob.notna(), None).to_numpy()
-    pc = _text(get("postcode"), n)
-    out["postcode"] = pc.str.replace(" ", "", regex=False).astype(object).where(pc.notna(), None)
-    email = _text(get("email"), n)
-    out["email"] = email
-    local = (
-        email.str.split("@").str[0].str.replace(r"\+.*$", "", regex=True).str.replace(".", "", regex=False)
-    )
-    out["email_local"] = local.astype(object).where(email.notna(), None)
-    phone = get("phone", pd.Series([None] * n)).astype("string").str.replace(r"\D", "", regex=True)
-    phone = phone.str.slice(-9).where(phone.str.len() >= 6)
-    out["phone"] = phone.astype(object).where(phone.notna(), None).reset_index(drop=True)
+    line1 = pc.fill_null(_arrow(get("address_line1"), n), "")
+    line2 = pc.fill_null(_arrow(get("address_line2"), n), "")
+    out["address"] = _objects(_clean(pc.binary_join_element_wise(line1, line2, " ")))
+    out["dob"] = _dates(get("date_of_birth"), n)
+    pc_ = _clean(_arrow(get("postcode"), n))
+    out["postcode"] = _objects(pc.replace_substring(pc_, " ", ""))
+    email = _clean(_arrow(get("email"), n))
+    out["email"] = _objects(email)
+    local = pc.replace_substring_regex(email, r"@.*$", "")
+    local = pc.replace_substring_regex(local, r"\+.*$", "")
+    out["email_local"] = _objects(pc.replace_substring(local, ".", ""))
+    phone = pc.replace_substring_regex(_arrow(get("phone"), n), r"\D", "")
+    phone = pc.if_else(pc.greater_equal(pc.utf8_length(phone), 6), phone, pa.scalar(None, pa.string()))
+    out["phone"] = _objects(pc.utf8_slice_codeunits(phone, -9))
     for col in ("user_id", "loyalty_id", "email_sha256"):
-        s = get(col)
-        v = s.astype("string").str.strip() if s is not None else pd.Series([None] * n, dtype="string")
-        out[col] = v.astype(object).where(v.notna() & (v.str.len() > 0), None).reset_index(drop=True)
+        v = pc.utf8_trim_whitespace(_arrow(get(col), n))
+        out[col] = _objects(pc.if_else(pc.greater(pc.binary_length(v), 0), v, pa.scalar(None, pa.string())))
     extra = _extra_columns(rec)
     for c in extra.columns:
-        out[f"id:{c}"] = _text(extra[c].astype("string"), n)
+        out[f"id:{c}"] = _text(extra[c], n)
     return out

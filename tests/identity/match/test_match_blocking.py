@@ -50,7 +50,7 @@ def test_single_rule_recall_is_lower(noisy: tuple[pd.DataFrame, pd.Series]) -> N
 @given(st.lists(st.integers(-1, 6), min_size=0, max_size=40), st.integers(2, 8))
 def test_within_blocks_matches_brute_force(codes: list[int], cap: int) -> None:
     arr = np.asarray(codes, dtype=np.int64)
-    a, b, skipped_blocks, _ = _within_blocks(arr, cap)
+    a, b, skipped_blocks, _, _ = _within_blocks(arr, cap)
     sizes = pd.Series(arr[arr >= 0]).value_counts()
     expect = {
         (x, y)
@@ -60,6 +60,45 @@ def test_within_blocks_matches_brute_force(codes: list[int], cap: int) -> None:
     assert set(zip(a.tolist(), b.tolist(), strict=True)) == expect
     assert len(a) == len(expect)
     assert skipped_blocks == int((sizes > cap).sum())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-1, 3), min_size=0, max_size=40), st.integers(2, 6), st.randoms())
+def test_window_pairs_sorted_neighbours_only(codes: list[int], window: int, rnd: object) -> None:
+    """Blocks up to the window give all pairs; a bigger block pairs each record with the next window-1
+    records in rank order, so pairs grow linearly with block size."""
+    arr = np.asarray(codes, dtype=np.int64)
+    rank = np.asarray(rnd.sample(range(len(arr)), len(arr)), dtype=np.int64)  # type: ignore[attr-defined]
+    a, b, _, _, windowed = _within_blocks(arr, 100, window, rank)
+    expect = set()
+    for code in set(arr[arr >= 0].tolist()):
+        members = sorted(np.flatnonzero(arr == code).tolist(), key=lambda r: rank[r])
+        for p, left in enumerate(members):
+            for right in members[p + 1 : p + window]:
+                expect.add((min(left, right), max(left, right)))
+    assert set(zip(a.tolist(), b.tolist(), strict=True)) == expect
+    assert len(a) == len(expect) and (a < b).all()
+    sizes = pd.Series(arr[arr >= 0]).value_counts()
+    assert windowed == int((sizes > window).sum())
+
+
+def test_window_bounds_candidates_per_record() -> None:
+    """One date of birth shared by 300 people: 300·(w-1) pairs at most instead of 300·299/2."""
+    records = pd.DataFrame(
+        {
+            "source": "s",
+            "record_id": [f"r{k:03d}" for k in range(300)],
+            "last_name": [f"name{k % 150}" for k in range(300)],
+            "date_of_birth": ["1980-01-01"] * 300,
+        }
+    )
+    prep = prepare(records)
+    cands = candidate_pairs(prep, [BlockingRule(("dob",))], window=5)
+    assert len(cands) <= 300 * 4 and cands.stats[0].windowed_blocks == 1
+    same = prep["last_name"].to_numpy()
+    hit = {(same[i], same[j]) for i, j in zip(cands.i, cands.j, strict=True) if same[i] == same[j]}
+    assert len(hit) == 150  # every same-name pair sits side by side in name order
+    assert len(candidate_pairs(prep, [BlockingRule(("dob",))], window=None)) == 300 * 299 // 2
 
 
 def test_giant_blocks_are_skipped_and_counted() -> None:

@@ -53,6 +53,24 @@ def test_cli_links_record_files(tmp_path: Path) -> None:
     assert {"customer_id", "record_id"} <= set(clusters.columns)
     assert {"match_probability", "linked", "level_last_name", "w_last_name"} <= set(pairs.columns)
     assert pair_f1(pairs, records, entity) >= 0.9
+    assert "seconds by stage: read" in result.output
+
+
+def test_cli_window_zero_compares_every_pair_of_a_block(tmp_path: Path) -> None:
+    """``--window 0`` turns the sorted neighbourhood off: a block of 40 gives all its 780 pairs."""
+    people = pd.DataFrame(
+        {"record_id": [f"r{k}" for k in range(40)], "first_name": "Ann", "date_of_birth": "1980-01-01"}
+    )
+    people["last_name"] = [f"Name{k}" for k in range(40)]
+    people.to_csv(tmp_path / "crm.csv", index=False)
+    counts = []
+    for window in ("0", "5"):
+        out = tmp_path / f"out{window}"
+        args = ["--records", str(tmp_path / "crm.csv"), "--out", str(out), "--window", window]
+        result = CliRunner().invoke(_app(), [*args, "--mode", "unsupervised"])
+        assert result.exit_code == 0, result.output
+        counts.append(int(result.output.split("candidate pairs")[1].split()[1].replace(",", "")))
+    assert counts[0] == 40 * 39 // 2 and counts[1] < 40 * 4 + 1
 
 
 def test_cli_names_a_bad_file(tmp_path: Path) -> None:
@@ -68,7 +86,8 @@ def test_import_stays_light() -> None:
     LightGBM (loaded only in supervised mode)."""
     code = (
         "import sys, identity.match, cxi.commands.link; "
-        "print(sorted(m for m in ('feast', 'mlflow', 'bentoml', 'lightgbm', 'sklearn') if m in sys.modules))"
+        "print(sorted(m for m in ('feast', 'mlflow', 'bentoml', 'lightgbm', 'sklearn', 'scipy') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from identity.match.fellegi_sunter import FellegiSunter, level_frequencies
+from identity.match.compare import ComparedPairs, Comparison
+from identity.match.fellegi_sunter import FellegiSunter, _patterns, level_frequencies
 
 M = [
     np.array([0.05, 0.15, 0.8]),
@@ -58,3 +61,24 @@ def test_bad_shape_is_named() -> None:
         assert "levels" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("expected a ValueError")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 300), st.integers(1, 9), st.integers(0, 2**31))
+def test_patterns_pack_rows_exactly(n: int, k: int, seed: int) -> None:
+    """Level rows packed into integers give the distinct rows, their counts and each pair's row back."""
+    levels = np.random.default_rng(seed).integers(-1, 4, size=(n, k)).astype(np.int8)
+    uniq, counts, inverse = _patterns(levels)
+    np.testing.assert_array_equal(uniq[inverse], levels)
+    assert counts.sum() == n and len(uniq) == len(np.unique(levels, axis=0))
+    assert (np.bincount(inverse, minlength=len(uniq)) == counts).all()
+
+
+def test_predict_proba_sums_the_per_comparison_weights() -> None:
+    """The column-by-column sum equals prior + Σ weights (the per-comparison evidence shown to users)."""
+    levels, _ = _sample(5_000, 0.2, seed=4)
+    fs = FellegiSunter().fit(levels, [len(m) for m in M])
+    comps = tuple(Comparison(f"c{k}", f"c{k}", "phone") for k in range(len(M)))
+    pairs = ComparedPairs(comps, levels, np.zeros(levels.shape, np.float32), np.full(levels.shape, np.nan))
+    logit = fs.prior_weight() + fs.weights(pairs).sum(axis=1)
+    np.testing.assert_allclose(fs.predict_proba(pairs), 1 / (1 + np.exp2(-logit)), rtol=1e-9)
