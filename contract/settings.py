@@ -30,7 +30,19 @@ class Settings(BaseSettings):
     )
     feature_snapshot_days: int = Field(1, ge=1, description="Cadence of offline feature snapshots (days).")
     live_feature_max_age_s: float = Field(
-        1.0, ge=0, description="Online features older than this are recomputed at read time (live windows)."
+        3600.0,
+        ge=0,
+        description="A read recomputes an online row older than this (expired short windows are recomputed "
+        "at any age); 0: every read recomputes.",
+    )
+    live_refresh_seconds: float = Field(
+        3600.0, gt=0, description="The live sweeper recomputes online rows older than this (days drift)."
+    )
+    live_sweep_seconds: float = Field(
+        30.0, gt=0, description="How often the live sweeper expires short windows and refreshes old rows."
+    )
+    live_sweep_max_customers: int = Field(
+        20_000, ge=1, description="Old rows refreshed per sweep at most (expired windows are always swept)."
     )
 
     # --- churn definition ---

@@ -1,4 +1,5 @@
-"""The whole chain on the embedded default, as one incremental job: simulate -> stitch -> features -> train.
+"""The whole chain on the embedded default, as one incremental job: simulate -> stitch -> features -> train
+-> segments.
 
 Each step records a fingerprint of its inputs in ``<workspace>/run_state.json``; a re-run skips a step whose
 inputs have not changed, and every write goes through atomic workspace/Feast/MLflow operations, so an
@@ -147,6 +148,17 @@ def run_chain(
         table_fingerprint(ws, "events", "identity_map") + f":{settings.churn_horizon_days}",
         train,
     )
+
+    def segments() -> str:
+        from segments.build import build_segments
+
+        return build_segments(settings, ws).summary()
+
+    step(
+        "segments",
+        table_fingerprint(ws, "events", "identity_map") + f":{settings.churn_horizon_days}",
+        segments,
+    )
     return report
 
 
@@ -176,7 +188,7 @@ def replay(settings: Settings, *, from_scratch: bool = False, on_step: Progress 
         from events.ingest import compact as compact_log
         from events.log import EventLog
 
-        event_log = EventLog.open(ws)
+        event_log = EventLog.open(ws, read_only=True)  # compaction only reads the log; a service may hold it
         try:
             added = compact_log(ws, event_log)
             return f"{added} logged events added to the events table ({event_log.last_seq} in the log)"

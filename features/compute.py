@@ -8,6 +8,9 @@ with running totals; a count over the window ``(as_of - N days, as_of]`` is then
 ``as_of`` minus the running total at ``as_of - N days``, each found with an ``ASOF`` join. Distinct categories
 (not additive) use a range join over (customer, category, day) rows, which is exact for windows of a day or more.
 
+Short live windows (30 minutes, today, the current session, the cart since the last purchase, the last
+category) come from the same running totals; they are selected with ``live=True`` (the `customer_live` view).
+
 Beyond windowed counts, the lifetime history in buy-till-you-die terms: active days (UTC days with an event,
 counted on the day's first event), tenure, mean gap between active days / purchases and how overdue the
 customer is against that gap, the share of recent activity in longer windows (trend), and the recency of
@@ -16,10 +19,16 @@ each engagement kind (email, cart, product view, support).
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import duckdb
 
 from contract.errors import ContractError
 from contract.schemas import PURCHASE_TYPES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: A gap longer than this between two events of a customer starts a new session.
 SESSION_GAP_MINUTES = 30
@@ -47,6 +56,8 @@ _COUNTERS: dict[str, str] = {
     "email_opens": "CASE WHEN e.type = 'email_open' THEN 1 ELSE 0 END",
     "email_clicks": "CASE WHEN e.type = 'email_click' THEN 1 ELSE 0 END",
     "support_tickets": "CASE WHEN e.type = 'support_ticket' THEN 1 ELSE 0 END",
+    "cart_qty": "CASE WHEN e.type = 'add_to_cart' THEN coalesce(e.quantity, 1)"
+    " WHEN e.type = 'remove_from_cart' THEN -coalesce(e.quantity, 1) ELSE 0 END",
 }
 _RUNNING = [*_COUNTERS, "sessions", "active_days"]
 
@@ -72,6 +83,19 @@ _WINDOWS: tuple[tuple[str, int, str], ...] = (
 )
 
 _DAY = 86400.0
+
+#: Live columns (view `customer_live`): name -> SQL over the `base` row b and the `cart_live` row p.
+_LIVE: dict[str, str] = {
+    "events_30m": "CAST(coalesce(b.c_events, 0) - coalesce(b.m30_events, 0) AS BIGINT)",
+    "events_today": "CAST(coalesce(b.c_events, 0) - coalesce(b.day_events, 0) AS BIGINT)",
+    "session_minutes": f"CASE WHEN b.t - b.last_ts <= INTERVAL {SESSION_GAP_MINUTES} MINUTE"
+    " THEN epoch(b.t - b.session_start_ts) / 60.0 ELSE 0.0 END",
+    "cart_items": "CAST(greatest(coalesce(b.c_cart_qty, 0) - coalesce(p.c_cart_qty, 0), 0) AS BIGINT)",
+    "minutes_since_last_event": "epoch(b.t - b.last_ts) / 60.0",
+    "last_category": "b.last_category",
+}
+#: The live feature names, in the order `customer_features(..., live=True)` appends them.
+LIVE_COLUMNS: tuple[str, ...] = tuple(_LIVE)
 
 
 def _days(expr: str) -> str:
@@ -135,8 +159,19 @@ def _check_columns(con: duckdb.DuckDBPyConnection, view: str, needed: dict[str, 
             raise ContractError(f"{view}.{col}", f"must be {kind}", types[col])
 
 
-def feature_sql(events_view: str, spine_view: str) -> str:
-    """The feature query (one statement) over an events view and a spine view (customer_id, as_of)."""
+def _check_inputs(con: duckdb.DuckDBPyConnection, events_view: str, spine_view: str) -> None:
+    _check_columns(
+        con,
+        events_view,
+        {c: "TIMESTAMP WITH TIME ZONE" if c == "occurred_at" else "" for c in EVENT_COLUMNS},
+    )
+    _check_columns(con, spine_view, {"customer_id": "", "as_of": "TIMESTAMP WITH TIME ZONE"})
+
+
+def feature_sql(events_view: str, spine_view: str, *, live: bool = False) -> str:
+    """The feature query (one statement) over an events view and a spine view (customer_id, as_of).
+
+    With `live`, the short live windows (LIVE_COLUMNS) follow the batch features."""
     sums = ",\n        ".join(f"sum({expr}) AS n_{name}" for name, expr in _COUNTERS.items())
     running = ",\n        ".join(
         f"sum(n_{name}) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS c_{name}"
@@ -154,9 +189,11 @@ def feature_sql(events_view: str, spine_view: str) -> str:
         f"ASOF LEFT JOIN running w{d} ON w{d}.customer_id = s.customer_id AND s.t{d} >= w{d}.ts"
         for d in (7, 30, 90)
     )
+    live_cols = "".join(f",\n    {expr} AS {name}" for name, expr in _LIVE.items()) if live else ""
+    live_join = "\nLEFT JOIN cart_live p USING (rid)" if live else ""
     return f"""
 WITH ev AS (
-    SELECT customer_id, timezone('UTC', occurred_at) AS ts, type, category,
+    SELECT customer_id, timezone('UTC', occurred_at) AS ts, type, category, quantity,
            coalesce(revenue, price * coalesce(quantity, 1)) AS amount
     FROM {events_view}
     WHERE customer_id IS NOT NULL AND occurred_at IS NOT NULL
@@ -165,6 +202,7 @@ instants AS (  -- one row per (customer, instant): ties are summed so the ASOF m
     SELECT e.customer_id, e.ts,
         {sums},
         max(CASE WHEN e.type IN ({_PURCHASES}) AND coalesce(e.amount, 0) >= 0 THEN e.ts END) AS purchase_ts,
+        max(e.category) AS cat,  -- ties at one instant: the greatest name, so the choice is deterministic
         {last_of}
     FROM ev e GROUP BY e.customer_id, e.ts
 ),
@@ -184,6 +222,10 @@ running AS (
         max(purchase_ts) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS last_purchase_ts,
         min(purchase_ts) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS first_purchase_ts,
         {running_last},
+        max(CASE WHEN n_sessions = 1 THEN ts END)
+            OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session_start_ts,
+        last_value(cat IGNORE NULLS)
+            OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS last_category,
         min(ts) OVER (PARTITION BY customer_id) AS first_ts
     FROM gaps
 ),
@@ -191,7 +233,9 @@ spine AS (
     SELECT row_number() OVER () AS rid, customer_id, as_of, timezone('UTC', as_of) AS t,
            timezone('UTC', as_of) - INTERVAL 7 DAY AS t7,
            timezone('UTC', as_of) - INTERVAL 30 DAY AS t30,
-           timezone('UTC', as_of) - INTERVAL 90 DAY AS t90
+           timezone('UTC', as_of) - INTERVAL 90 DAY AS t90,
+           timezone('UTC', as_of) - INTERVAL 30 MINUTE AS t30m,
+           date_trunc('day', timezone('UTC', as_of)) AS t_day
     FROM {spine_view}
 ),
 base AS (
@@ -199,10 +243,17 @@ base AS (
         {", ".join(f"a.last_{k}_ts" for k in _LAST_OF)},
         {", ".join(f"a.c_{n}" for n in _RUNNING)},
         {", ".join(f"w{d}.c_{n} AS w{d}_{n}" for d in (7, 30, 90) for n in _RUNNING)},
-        greatest(s.t30, coalesce(a.last_purchase_ts, s.t30)) AS t_cart
+        greatest(s.t30, coalesce(a.last_purchase_ts, s.t30)) AS t_cart,
+        a.session_start_ts, a.last_category, m30.c_events AS m30_events, dd.c_events AS day_events
     FROM spine s
     ASOF LEFT JOIN running a ON a.customer_id = s.customer_id AND s.t >= a.ts
     {asof}
+    ASOF LEFT JOIN running m30 ON m30.customer_id = s.customer_id AND s.t30m >= m30.ts
+    ASOF LEFT JOIN running dd ON dd.customer_id = s.customer_id AND s.t_day > dd.ts
+),
+cart_live AS (  -- the cart total at the last purchase instant (adds at that instant count as bought)
+    SELECT b.rid, r.c_cart_qty
+    FROM base b ASOF LEFT JOIN running r ON r.customer_id = b.customer_id AND b.last_purchase_ts >= r.ts
 ),
 cart AS (
     SELECT b.rid, coalesce(b.c_cart_adds, 0) - coalesce(r.c_cart_adds, 0) AS cart_adds_no_purchase_30d
@@ -229,26 +280,46 @@ SELECT
     CAST(coalesce(k.cart_adds_no_purchase_30d, 0) AS BIGINT) AS cart_adds_no_purchase_30d,
     CAST(coalesce(c.distinct_categories_30d, 0) AS BIGINT) AS distinct_categories_30d,
     {_derived()},
-    CAST(floor(epoch(b.as_of)) AS BIGINT) AS snapshot_at
+    CAST(floor(epoch(b.as_of)) AS BIGINT) AS snapshot_at{live_cols}
 FROM base b
 LEFT JOIN cart k USING (rid)
-LEFT JOIN cats c USING (rid)
+LEFT JOIN cats c USING (rid){live_join}
 ORDER BY b.rid
 """
 
 
 def customer_features(
-    con: duckdb.DuckDBPyConnection, events_view: str, spine_view: str
+    con: duckdb.DuckDBPyConnection, events_view: str, spine_view: str, *, live: bool = False
 ) -> duckdb.DuckDBPyRelation:
     """Features for each (customer_id, as_of) row of `spine_view`, from `events_view` rows at or before as_of.
 
     `events_view` needs EVENT_COLUMNS (occurred_at TIMESTAMPTZ); `spine_view` needs customer_id and
     as_of (TIMESTAMPTZ). Rows come back in spine order; customers without events get null recencies and zeros.
+    `live` appends LIVE_COLUMNS (the `customer_live` view): the batch job and the live path both ask for them.
     """
-    _check_columns(
-        con,
-        events_view,
-        {c: "TIMESTAMP WITH TIME ZONE" if c == "occurred_at" else "" for c in EVENT_COLUMNS},
-    )
-    _check_columns(con, spine_view, {"customer_id": "", "as_of": "TIMESTAMP WITH TIME ZONE"})
-    return con.sql(feature_sql(events_view, spine_view))
+    _check_inputs(con, events_view, spine_view)
+    return con.sql(feature_sql(events_view, spine_view, live=live))
+
+
+@functools.lru_cache(maxsize=32)
+def _statement(events_view: str, spine_view: str, live: bool) -> duckdb.Statement:
+    """`feature_sql` parsed once (the parse is ~5-7 ms of a tiny run); DuckDB copies it on each execute."""
+    return duckdb.extract_statements(feature_sql(events_view, spine_view, live=live))[0]
+
+
+def customer_features_frame(
+    con: duckdb.DuckDBPyConnection,
+    events_view: str,
+    spine_view: str,
+    *,
+    live: bool = False,
+    checked: bool = True,
+) -> pd.DataFrame:
+    """`customer_features` run at once into pandas: the same statement, executed eagerly.
+
+    A DuckDB relation binds its query once when built and again when run; executing the parsed statement
+    directly saves that second bind and the parse, which count on the live path. `checked=False` skips the
+    input checks (two DESCRIBEs) for a caller whose views have a fixed, known schema."""
+    if checked:
+        _check_inputs(con, events_view, spine_view)
+    return con.execute(_statement(events_view, spine_view, live)).df()

@@ -1,4 +1,8 @@
-"""Feast objects for CXI: entity `customer`, source, feature view `customer_activity`, service `churn_v1`.
+"""Feast objects for CXI: entity `customer`, source, views `customer_activity` + `customer_live`, services.
+
+`customer_activity` (service `churn_v1`) holds the churn model's inputs; `customer_live` (service `live_v1`)
+holds the short live windows. Both read the same snapshot file (one feature function writes every column)
+and the live path writes both online.
 
 The feature catalogue is plain Python (importing it is instant); Feast objects are built by `build(settings)`,
 the one place that turns Settings into paths. `features/repo/definitions.py` calls it for `feast` CLI users.
@@ -19,13 +23,14 @@ if TYPE_CHECKING:
 ENTITY = "customer"
 JOIN_KEY = "customer_id"
 FEATURE_VIEW = "customer_activity"
+LIVE_VIEW = "customer_live"
 SOURCE = "customer_activity_snapshots"
 TIMESTAMP_FIELD = "event_timestamp"
 CREATED_FIELD = "created"
 #: Generous: recency lives in the features themselves, so a stale snapshot is still a valid snapshot.
 TTL = timedelta(days=3650)
 
-Kind = Literal["int", "float"]
+Kind = Literal["int", "float", "string"]
 
 #: (name, kind, description) in the stable order every consumer sees.
 FEATURES: tuple[tuple[str, Kind, str], ...] = (
@@ -114,10 +119,33 @@ FEATURES: tuple[tuple[str, Kind, str], ...] = (
     ("snapshot_at", "int", "The snapshot's as_of, unix seconds (tells a reader how fresh the row is)."),
 )
 
+#: The live view's features (`features.compute.LIVE_COLUMNS`, same order), then the shared `snapshot_at`.
+LIVE_FEATURES: tuple[tuple[str, Kind, str], ...] = (
+    ("events_30m", "int", "Events in the 30 minutes up to as_of."),
+    ("events_today", "int", "Events since midnight (UTC) of as_of's day."),
+    (
+        "session_minutes",
+        "float",
+        "Minutes from the current session's first event to as_of (0: no event in the last 30 minutes).",
+    ),
+    (
+        "cart_items",
+        "int",
+        "Items added to the cart minus items removed since the last purchase (at least 0).",
+    ),
+    ("minutes_since_last_event", "float", "Minutes from the last event to as_of (null: none yet)."),
+    ("last_category", "string", "Category of the latest event that had one (null: none yet)."),
+    FEATURES[-1],  # snapshot_at: when the row was computed
+)
+
 #: Feature service -> (feature view, feature names). One service per model version.
 SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "churn_v1": (FEATURE_VIEW, tuple(name for name, _, _ in FEATURES)),
+    "live_v1": (LIVE_VIEW, tuple(name for name, _, _ in LIVE_FEATURES)),
 }
+
+#: Feature view -> its features (name, kind, description).
+VIEWS: dict[str, tuple[tuple[str, Kind, str], ...]] = {FEATURE_VIEW: FEATURES, LIVE_VIEW: LIVE_FEATURES}
 
 
 def feature_names(service: str = "churn_v1") -> list[str]:
@@ -137,9 +165,9 @@ def snapshot_path(settings: Settings) -> Path:
 def build(settings: Settings) -> list[Entity | FileSource | FeatureView | FeatureService]:
     """Every Feast object of the repository, with paths taken from `settings`."""
     from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-    from feast.types import Float64, Int64
+    from feast.types import Float64, Int64, String
 
-    dtypes = {"int": Int64, "float": Float64}
+    dtypes = {"int": Int64, "float": Float64, "string": String}
     customer = Entity(
         name=ENTITY,
         join_keys=[JOIN_KEY],
@@ -153,17 +181,28 @@ def build(settings: Settings) -> list[Entity | FileSource | FeatureView | Featur
         created_timestamp_column=CREATED_FIELD,
         description="Daily point-in-time feature snapshots written by `cxi features build`.",
     )
-    view = FeatureView(
-        name=FEATURE_VIEW,
-        entities=[customer],
-        ttl=TTL,
-        schema=[Field(name=n, dtype=dtypes[k], description=d) for n, k, d in FEATURES],
-        source=source,
-        online=True,
-        description="Recency, frequency, monetary and engagement of a customer as of a snapshot instant.",
-    )
+    about = {
+        FEATURE_VIEW: "Recency, frequency, monetary and engagement of a customer as of a snapshot instant.",
+        LIVE_VIEW: "Short live windows (30 minutes, today, session, cart, last category) as of an instant.",
+    }
+    views = {
+        name: FeatureView(
+            name=name,
+            entities=[customer],
+            ttl=TTL,
+            schema=[Field(name=n, dtype=dtypes[k], description=d) for n, k, d in features],
+            source=source,
+            online=True,
+            description=about[name],
+        )
+        for name, features in VIEWS.items()
+    }
     services = [
-        FeatureService(name=name, features=[view[list(names)]], description=f"Features of model {name}.")
-        for name, (_, names) in SERVICES.items()
+        FeatureService(
+            name=name,
+            features=[views[view][list(names)]],
+            description=f"Features of model {name}." if view == FEATURE_VIEW else f"Live features ({name}).",
+        )
+        for name, (view, names) in SERVICES.items()
     ]
-    return [customer, source, view, *services]
+    return [customer, source, *views.values(), *services]

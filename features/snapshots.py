@@ -2,7 +2,8 @@
 
 Spine = every customer × every snapshot day (cadence `feature_snapshot_days`, counted back from the last day
 of the log) from the customer's first event day on; as_of = the day's last second (23:59:59 UTC). Features come from the one
-feature function, `features.compute.customer_features`, so only events at or before as_of count.
+feature function, `features.compute.customer_features` (live windows included, for the `customer_live` view),
+so only events at or before as_of count.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def write_snapshots(
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _snapshot_spine AS {spine_sql('_snapshot_events', every_days)}"
     )
-    feats = customer_features(con, "_snapshot_events", "_snapshot_spine")
+    feats = customer_features(con, "_snapshot_events", "_snapshot_spine", live=True)
     created = datetime.now(UTC)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _snapshot_created AS SELECT ?::TIMESTAMPTZ AS created", [created]

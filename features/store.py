@@ -19,7 +19,14 @@ from contract.errors import ContractError, WorkspaceError
 from contract.settings import Settings
 from contract.workspace import Workspace
 from features import definitions
-from features.definitions import JOIN_KEY, TIMESTAMP_FIELD, feature_names, snapshot_path
+from features.definitions import (
+    CREATED_FIELD,
+    JOIN_KEY,
+    TIMESTAMP_FIELD,
+    VIEWS,
+    feature_names,
+    snapshot_path,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, RepoConfig
@@ -100,6 +107,22 @@ class FeatureRepo:
         self.store.materialize(start_date=start, end_date=end + timedelta(microseconds=1))
         self._services.clear()
         return end
+
+    # --- live writes ---
+    def write_online(self, view: str, features: pd.DataFrame, as_of: datetime) -> None:
+        """Write one row per customer of `features` (customer_id + the view's features) into `view` online.
+
+        One `FeatureStore.write_to_online_store` call; the rows' event timestamp is `as_of`."""
+        if view not in VIEWS:
+            raise ContractError("view", f"must be one of {', '.join(sorted(VIEWS))}", view)
+        if as_of.tzinfo is None:
+            raise ContractError("as_of", "must be timezone-aware")
+        if features.empty:
+            return
+        at = pd.Timestamp(as_of).tz_convert(UTC)
+        names = [name for name, _, _ in VIEWS[view]]
+        frame = features[[JOIN_KEY, *names]].assign(**{TIMESTAMP_FIELD: at, CREATED_FIELD: at})
+        self.store.write_to_online_store(view, frame, allow_registry_cache=True)
 
     # --- reads ---
     def _service(self, service: str) -> FeatureService:

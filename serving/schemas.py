@@ -172,3 +172,53 @@ def describe_validation_error(exc: ValidationError) -> ErrorResponse:
 
 def error_body(message: str) -> dict[str, Any]:
     return ErrorResponse(error=message).model_dump()
+
+
+# --- real-time API (POST /v1/events, GET /v1/profiles/{id}) ----------------------------------------------------
+class RejectedEvent(BaseModel):
+    """One event of a request that was not accepted (it is kept in the workspace quarantine)."""
+
+    index: int = Field(description="Position of the event in the request (0-based; NDJSON: line order).")
+    field: str = Field(description="The offending field, e.g. 'occurred_at' or 'properties.revenue'.")
+    reason: str
+    event_id: str | None = Field(default=None, description="The event's id when it had a readable one.")
+
+
+class EventsAck(BaseModel):
+    """Answer to POST /v1/events: what was logged durably, what was already there, what was rejected."""
+
+    accepted: int = Field(description="Events appended to the durable log by this request (fsync'ed).")
+    duplicates: list[str] = Field(
+        default_factory=list, description="event_ids already logged before: a replay adds nothing."
+    )
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+    last_seq: int | None = Field(default=None, description="Log sequence number of the last accepted event.")
+    visible: bool = Field(
+        description="True when the accepted events already show in identity, features and scores."
+    )
+
+
+class ProfileEvent(BaseModel):
+    event_id: str
+    occurred_at: datetime
+    type: str
+    category: str | None = None
+    revenue: float | None = None
+
+
+class ProfileScore(BaseModel):
+    model_name: str
+    model_version: str
+    probability: float = Field(ge=0, le=1)
+
+
+class Profile(BaseModel):
+    """The unified customer profile: identity, recent behaviour, live features and latest scores."""
+
+    customer_id: str
+    state: str = Field(description="anonymous | known_logged_out | authenticated")
+    identifiers: list[dict[str, str]] = Field(description="[{type, value}] stitched into this customer.")
+    recent_events: list[ProfileEvent] = Field(default_factory=list, description="Newest first.")
+    features: dict[str, Any] = Field(default_factory=dict, description="Live features at request time.")
+    features_as_of: datetime | None = None
+    scores: dict[str, ProfileScore] = Field(default_factory=dict, description="Model name -> latest score.")

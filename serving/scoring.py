@@ -111,8 +111,17 @@ class ChurnScorer:
         return self.active.feature_names
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ChurnScorer:
-        """Load the identity index, the Feast store and the registered churn champion (watched for moves)."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        identity: IdentityLookup | None = None,
+        features: OnlineFeatures | None = None,
+    ) -> ChurnScorer:
+        """The registered churn champion (watched for moves) over an identity lookup and online features.
+
+        Defaults: the workspace's batch identity index and the Feast online store as materialized; the
+        service passes its real-time engine for both, so scores reflect events at once."""
         from contract.workspace import Workspace
         from features.store import FeatureRepo
         from identity import IdentityIndex
@@ -124,7 +133,10 @@ class ChurnScorer:
         champion = registry.champion(MODEL_NAME)
         watch = ChampionWatch.for_registry(registry, MODEL_NAME, champion.version, ReloadSettings())
         scorer = cls(
-            IdentityIndex.load(Workspace(settings.workspace)), FeatureRepo(settings), champion, watch=watch
+            identity if identity is not None else IdentityIndex.load(Workspace(settings.workspace)),
+            features if features is not None else FeatureRepo(settings),
+            champion,
+            watch=watch,
         )
         scorer.check_features()
         log.info(

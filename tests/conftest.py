@@ -3,11 +3,13 @@ session by the fixtures of the test packages that need them; this file holds onl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from contract import Settings, Workspace
+from tests.chain import CHAIN_CUSTOMERS, CHAIN_DAYS, CHAIN_HORIZON_DAYS, CHAIN_SEED, Chain
 
 
 @pytest.fixture
@@ -19,3 +21,37 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def ws(settings: Settings) -> Workspace:
     return Workspace(settings.workspace)
+
+
+# --- the walking skeleton, shared by every test that needs a trained workspace and a live server ------------
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    """The same job `make run` runs (cxi.pipeline.run_chain), on a tiny brand."""
+    from cxi.pipeline import run_chain
+
+    root = tmp_path_factory.mktemp("chain")
+    settings = Settings(
+        workspace=root / "ws", mlflow_dir=root / "mlflow", churn_horizon_days=CHAIN_HORIZON_DAYS
+    )
+    report = run_chain(settings, customers=CHAIN_CUSTOMERS, days=CHAIN_DAYS, seed=CHAIN_SEED)
+    assert [s.name for s in report.steps] == ["simulate", "identity", "features", "train_churn", "segments"]
+    assert not any(s.skipped for s in report.steps)
+    return Chain(settings, Workspace(settings.workspace))
+
+
+@pytest.fixture(scope="session")
+def chain_url(chain: Chain) -> Iterator[str]:
+    from serving import server
+
+    port = server.free_port()
+    log = chain.ws.root.parent / "server.log"
+    proc = server.start(chain.settings, host="127.0.0.1", port=port, log_path=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            server.wait_ready(base, proc, timeout=180)
+        except server.ServerError as exc:
+            raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()[-4000:]}") from exc
+        yield base
+    finally:
+        server.stop(proc)

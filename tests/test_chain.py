@@ -1,71 +1,31 @@
 """Walking-skeleton acceptance: simulate -> resolve -> features -> train -> the REAL BentoML server over HTTP.
 
-One tiny seeded brand in a tmp workspace and tmp MLflow store; one server for the whole module.
+One tiny seeded brand in a tmp workspace and tmp MLflow store; one server per test session (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
-from contract import Settings, Workspace
+from contract import Workspace
+from tests.chain import CHAIN_CUSTOMERS, CHAIN_DAYS, CHAIN_SEED, Chain
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROUTE = "/v1/scores/churn"
-CUSTOMERS, DAYS, SEED = 400, 60, 11
-HORIZON_DAYS = 14  # a 60-day log leaves room for a few 14-day training windows before the holdout
-
-
-@dataclass
-class Chain:
-    settings: Settings
-    ws: Workspace
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    """The same job `make run` runs (cxi.pipeline.run_chain), on a tiny brand."""
-    from cxi.pipeline import run_chain
-
-    root = tmp_path_factory.mktemp("chain")
-    settings = Settings(workspace=root / "ws", mlflow_dir=root / "mlflow", churn_horizon_days=HORIZON_DAYS)
-    report = run_chain(settings, customers=CUSTOMERS, days=DAYS, seed=SEED)
-    assert [s.name for s in report.steps] == ["simulate", "identity", "features", "train_churn"]
-    assert not any(s.skipped for s in report.steps)
-    return Chain(settings, Workspace(settings.workspace))
 
 
 def test_rerun_skips_every_step_whose_inputs_are_unchanged(chain: Chain) -> None:
     from cxi.pipeline import run_chain
 
-    again = run_chain(chain.settings, customers=CUSTOMERS, days=DAYS, seed=SEED)
+    again = run_chain(chain.settings, customers=CHAIN_CUSTOMERS, days=CHAIN_DAYS, seed=CHAIN_SEED)
     assert all(s.skipped for s in again.steps), again.steps
-
-
-@pytest.fixture(scope="module")
-def url(chain: Chain) -> Iterator[str]:
-    from serving import server
-
-    port = server.free_port()
-    log = chain.ws.root.parent / "server.log"
-    proc = server.start(chain.settings, host="127.0.0.1", port=port, log_path=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            server.wait_ready(base, proc, timeout=180)
-        except server.ServerError as exc:
-            raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()[-4000:]}") from exc
-        yield base
-    finally:
-        server.stop(proc)
 
 
 def _score(url: str, body: dict) -> httpx.Response:
@@ -80,28 +40,61 @@ def _customers(ws: Workspace, n: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_served_score_equals_the_champion_on_the_online_vector(chain: Chain, url: str) -> None:
-    """(a) No training/serving skew: same Feast online vector, same registered booster, same number."""
-    from features.store import FeatureRepo
+def _touched_by_live_events(ws: Workspace) -> set[str]:
+    """Customers whose identifiers appear in the real-time event log (other tests post events for them)."""
+    from events.log import EventLog
+
+    with EventLog.open(ws, read_only=True) as event_log:
+        logged = event_log.read().to_pandas()
+    values = set()
+    for col in ("user_id", "anonymous_id", "device_id", "email_sha256"):
+        if col in logged:
+            values |= set(logged[col].dropna())
+    with ws.connect("identity_map") as con:
+        con.register("v", pd.DataFrame({"value": sorted(values) or [""]}))
+        rows = con.execute(
+            "SELECT DISTINCT customer_id FROM identity_map JOIN v ON identifier_value = value"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_served_score_equals_the_champion_on_the_batch_features_at_the_same_instant(
+    chain: Chain, chain_url: str
+) -> None:
+    """(a) No training/serving skew: the served score is the registered booster on the features the ONE batch
+    feature function computes from the log at the instant the service reports (``features_as_of``)."""
+    from features.compute import customer_features_frame
+    from identity.resolved import attach_customer_ids
     from training.churn import MODEL_NAME
     from training.registry import Registry
 
     champion = Registry(chain.settings).champion(MODEL_NAME)
-    repo = FeatureRepo(chain.settings)
-    ids = _customers(chain.ws, 25)
-    online = repo.online(ids, service=champion.feature_service)
-    known = online["features_as_of"].notna().to_numpy()
-    assert known.sum() >= 20, "most resolved customers should have materialized features"
-    expected = champion.booster.predict(online.loc[known, champion.feature_names].astype("float64"))
-    served = []
-    for cid in np.asarray(ids)[known]:
-        r = _score(url, {"customer_id": cid})
+    busy = _touched_by_live_events(chain.ws)
+    with chain.ws.connect() as con:
+        attach_customer_ids(con)
+        with_events = {
+            r[0] for r in con.execute("SELECT DISTINCT customer_id FROM resolved_events").fetchall()
+        }
+    ids = [c for c in _customers(chain.ws, 60) if c in with_events and c not in busy][:20]
+    served, spine = [], []
+    for cid in ids:
+        r = _score(chain_url, {"customer_id": cid})
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["customer_id"] == cid
         assert body["model_version"] == str(champion.version)
         served.append(body["churn_probability"])
-    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-12)
+        spine.append({"customer_id": cid, "as_of": pd.Timestamp(body["features_as_of"])})
+    assert len(served) >= 15
+    with chain.ws.connect() as con:
+        attach_customer_ids(con)
+        con.register("spine_df", pd.DataFrame(spine))
+        con.execute(
+            "CREATE TEMP TABLE spine AS SELECT customer_id, as_of::TIMESTAMPTZ AS as_of FROM spine_df"
+        )
+        batch = customer_features_frame(con, "resolved_events", "spine")
+    expected = champion.booster.predict(batch[champion.feature_names].astype("float64"))
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-9)
     assert np.ptp(expected) > 0, "a constant model would make this comparison vacuous"
 
 
@@ -122,7 +115,7 @@ def _anonymous_before_login(ws: Workspace) -> pd.DataFrame:
         ).df()
 
 
-def test_anonymous_history_scores_as_the_logged_in_customer(chain: Chain, url: str) -> None:
+def test_anonymous_history_scores_as_the_logged_in_customer(chain: Chain, chain_url: str) -> None:
     """(b) A cookie seen before a login resolves to the same customer (and score) as the login's user_id."""
     from identity import IdentityIndex
 
@@ -133,8 +126,8 @@ def test_anonymous_history_scores_as_the_logged_in_customer(chain: Chain, url: s
     pairs = pairs[pairs.groupby("anonymous_id")["user_id"].transform("nunique") == 1]
     checked = 0
     for anon, user in pairs.head(5).itertuples(index=False):
-        by_user = _score(url, {"user_id": user})
-        by_anon = _score(url, {"anonymous_id": anon})
+        by_user = _score(chain_url, {"user_id": user})
+        by_anon = _score(chain_url, {"anonymous_id": anon})
         assert by_user.status_code == 200, by_user.text
         assert by_anon.status_code == 200, by_anon.text
         assert by_anon.json() == by_user.json()
@@ -143,30 +136,30 @@ def test_anonymous_history_scores_as_the_logged_in_customer(chain: Chain, url: s
     assert checked >= 1
 
 
-def test_unknown_identifier_is_404_naming_it(url: str) -> None:
+def test_unknown_identifier_is_404_naming_it(chain_url: str) -> None:
     """(c) Unknown identifiers and customers answer 404 with a message that names them."""
-    r = _score(url, {"user_id": "nobody-0000"})
+    r = _score(chain_url, {"user_id": "nobody-0000"})
     assert r.status_code == 404
     assert r.json()["error"].startswith("user_id: ") and "nobody-0000" in r.json()["error"]
-    r = _score(url, {"customer_id": "no-such-customer"})
+    r = _score(chain_url, {"customer_id": "no-such-customer"})
     assert r.status_code == 404
     assert "no-such-customer" in r.json()["error"]
 
 
-def test_invalid_body_is_422_naming_the_field(url: str) -> None:
+def test_invalid_body_is_422_naming_the_field(chain_url: str) -> None:
     """(c) Bad input names the field and the reason."""
-    r = _score(url, {"customer_id": "x", "colour": "blue"})
+    r = _score(chain_url, {"customer_id": "x", "colour": "blue"})
     assert r.status_code == 422
     assert r.json()["error"].startswith("colour: ")
-    r = _score(url, {"email_sha256": "not-a-digest"})
+    r = _score(chain_url, {"email_sha256": "not-a-digest"})
     assert r.status_code == 422
     assert "email_sha256" in r.json()["error"]
 
 
-def test_latency(chain: Chain, url: str, record_property: pytest.RecordProperty) -> None:
+def test_latency(chain: Chain, chain_url: str, record_property: pytest.RecordProperty) -> None:
     """p50/p99 of 500 sequential churn scores over HTTP (keep-alive client, after warm-up)."""
     ids = _customers(chain.ws, 50)
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=chain_url, timeout=30) as client:
         for cid in ids[:20]:
             client.post(ROUTE, json={"customer_id": cid})
         times = []

@@ -7,4 +7,4 @@ Feast collects module-level objects only, so each one is bound to a name here.
 from contract.settings import Settings
 from features.definitions import build
 
-customer, customer_activity_snapshots, customer_activity, churn_v1 = build(Settings())
+customer, customer_activity_snapshots, customer_activity, customer_live, churn_v1, live_v1 = build(Settings())

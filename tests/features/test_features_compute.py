@@ -9,7 +9,7 @@ import pytest
 from features_testdata import synthetic_events
 
 from contract.errors import ContractError
-from features.compute import customer_features
+from features.compute import LIVE_COLUMNS, customer_features, customer_features_frame
 from features.definitions import feature_names
 
 
@@ -210,3 +210,76 @@ def test_purchase_gap_and_first_purchase_see_only_the_past() -> None:
     assert late.purchase_gap_mean_days == pytest.approx(4.0)
     assert late.overdue_ratio_purchase == pytest.approx(2.0)
     assert late.days_since_first_purchase == pytest.approx(12.0)
+
+
+def naive_live(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp) -> dict[str, object]:
+    """Oracle for the live windows, written directly (tests only)."""
+    e = frame[(frame.customer_id == customer) & (frame.occurred_at <= as_of)].sort_values("occurred_at")
+    if e.empty:
+        return {"events_30m": 0, "events_today": 0, "session_minutes": 0.0, "cart_items": 0,
+                "minutes_since_last_event": np.nan, "last_category": None}  # fmt: skip
+    ts = e.occurred_at.tolist()
+    start = len(ts) - 1
+    while start > 0 and ts[start] - ts[start - 1] <= pd.Timedelta(minutes=30):
+        start -= 1
+    amount = e.revenue.fillna(e.price * e.quantity.fillna(1).astype(float))
+    buys = e[e.type.isin(["purchase", "store_purchase"]) & (amount.fillna(0) >= 0)]
+    after = e[e.occurred_at > buys.occurred_at.max()] if len(buys) else e
+    qty = after.quantity.fillna(1).astype(int)
+    cart = int(qty[after.type == "add_to_cart"].sum() - qty[after.type == "remove_from_cart"].sum())
+    cats = e[e.category.notna()]
+    last_cat = cats[cats.occurred_at == cats.occurred_at.max()].category.max() if len(cats) else None
+    recent = as_of - ts[-1] <= pd.Timedelta(minutes=30)
+    return {
+        "events_30m": int((e.occurred_at > as_of - pd.Timedelta(minutes=30)).sum()),
+        "events_today": int((e.occurred_at >= as_of.floor("D")).sum()),
+        "session_minutes": (as_of - ts[start]).total_seconds() / 60 if recent else 0.0,
+        "cart_items": max(cart, 0),
+        "minutes_since_last_event": (as_of - ts[-1]).total_seconds() / 60,
+        "last_category": last_cat,
+    }
+
+
+def test_live_windows_match_a_naive_oracle() -> None:
+    frame = synthetic_events(
+        customers=8, days=4, per_customer=60, start=T("2024-06-01").to_pydatetime(), seed=9
+    )
+    rng = np.random.default_rng(4)
+    carts = frame.index[frame.type == "add_to_cart"]
+    frame.loc[rng.choice(carts, len(carts) // 3, replace=False), "type"] = "remove_from_cart"
+    frame["quantity"] = pd.array(rng.choice([1, 2, 5, -1], len(frame)), dtype="Int64")
+    frame.loc[frame.quantity == -1, "quantity"] = pd.NA
+    picks = frame.sample(80, random_state=1)
+    spine = [
+        (c, str(t + pd.Timedelta(seconds=int(s))))
+        for c, t, s in zip(picks.customer_id, picks.occurred_at, rng.integers(0, 45 * 60, 80), strict=True)
+    ] + [("c0", "2024-06-09"), ("nobody", "2024-06-02")]
+    con = duckdb.connect()
+    f = frame.astype({"price": "float64", "revenue": "float64", "category": "object"})
+    con.register("resolved_events", f)
+    con.register(
+        "spine", pd.DataFrame({"customer_id": [c for c, _ in spine], "as_of": [T(t) for _, t in spine]})
+    )
+    out = customer_features(con, "resolved_events", "spine", live=True).df()
+    assert list(out.columns) == ["customer_id", "as_of", *feature_names("churn_v1"), *LIVE_COLUMNS]
+    assert (
+        (out.events_30m > 0).sum() > 40
+        and (out.session_minutes > 0).sum() > 20
+        and (out.cart_items > 0).any()
+    )
+    for (customer, at), (_, row) in zip(spine, out.iterrows(), strict=True):
+        expected = naive_live(f, customer, T(at))
+        got = {k: row[k] for k in expected}
+        assert got == pytest.approx(expected, nan_ok=True), (customer, at)
+
+
+def test_the_eager_frame_is_the_same_statement() -> None:
+    frame = pd.DataFrame(LOG).astype({"price": "float64", "revenue": "float64", "category": "object"})
+    frame["quantity"] = frame["quantity"].astype("Int64")
+    con = duckdb.connect()
+    con.register("resolved_events", frame)
+    con.register("spine", pd.DataFrame({"customer_id": ["a", "b"], "as_of": [T("2024-01-06 09:30")] * 2}))
+    lazy = customer_features(con, "resolved_events", "spine", live=True).df()
+    pd.testing.assert_frame_equal(customer_features_frame(con, "resolved_events", "spine", live=True), lazy)
+    with pytest.raises(ContractError, match="column is missing"):
+        customer_features_frame(con, "spine", "spine")

@@ -1,0 +1,526 @@
+"""Streaming features: the batch feature function recomputed for the customers a micro-batch touched.
+
+`LiveFeatures` keeps every resolved event in memory as per-customer Arrow slices (a dict customer_id ->
+table), so a recompute reads only the touched customers' rows: no scan of the whole log. The numbers come from
+`features.compute.customer_features` (the batch function's very statement, live windows included, run by
+`customer_features_frame`) over a spine of touched customers × `now`, and are written to the Feast online
+store, one `write_to_online_store` call per feature view.
+
+Time moves windows without new events. A read serves the stored row (a Feast read) unless its short windows
+have changed since it was computed (`features.expiry`: a 30-minute window or the session ran out, a UTC
+midnight passed with events today, a future-stamped event fell due) or it is older than `max_age`; only then
+it recomputes, exactly, and writes back. A sweeper (`sweep`, on a thread with `start_sweeper`) recomputes in
+bulk the rows whose windows ran out and, oldest first, rows older than `live_refresh_seconds`, so the online
+store expires windows by itself too (within one sweep interval).
+
+An absorbed customer (merged into a survivor) keeps an online row: it is rewritten as the empty row (no
+events, zero counts, null recencies), which is what the batch function says about an id without events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contract.errors import ContractError, NotFoundError
+from contract.workspace import Workspace
+from features.compute import EVENT_COLUMNS, customer_features_frame
+from features.definitions import JOIN_KEY, VIEWS, feature_names
+from features.expiry import NEVER, Schedule, next_change
+
+if TYPE_CHECKING:
+    from features.store import FeatureRepo
+
+#: One customer's events as kept in memory (the customer id is the dict key, not a column).
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("type", pa.string()),
+        ("category", pa.string()),
+        ("revenue", pa.float64()),
+        ("price", pa.float64()),
+        ("quantity", pa.int64()),
+    ]
+)
+_MAX_CHUNKS = 32  # a customer's slice is compacted once this many appends have piled up
+_SWEEP_CHUNK = 2_000  # customers per feature query in a sweep (run outside the lock)
+_SWEEP_WRITE = 32  # rows per online write in a sweep (under the lock: ~40 ms, what an update may wait)
+_SKEW_US = 1_000_000  # a stored row up to this far ahead of `now` is served (clocks read before the lock)
+
+log = logging.getLogger(__name__)
+
+
+def _utc(now: datetime, field: str = "now") -> pd.Timestamp:
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise ContractError(field, "must be a timezone-aware datetime", now)
+    return pd.Timestamp(now).tz_convert(UTC)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for the feature query: UTC, one thread (tiny queries: parallel plans only add
+    overhead, and the other core serves), no progress bar."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET threads = 1")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _us(at: pd.Timestamp) -> int:
+    """An instant as int64 microseconds since the epoch (the unit of `features.expiry`)."""
+    return at.value // 1000
+
+
+def _rows(table: pa.Table) -> pa.Table:
+    """`table`'s columns cast to EVENTS_SCHEMA (missing property columns become nulls)."""
+    cols = []
+    for field in EVENTS_SCHEMA:
+        if field.name in table.column_names:
+            cols.append(table[field.name].cast(field.type))
+        elif field.name in ("event_id", "occurred_at", "type"):
+            raise ContractError(f"events.{field.name}", "column is missing")
+        else:
+            cols.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(cols, schema=EVENTS_SCHEMA)
+
+
+def _split(rows: pa.Table, customer_ids: pa.Array | pa.ChunkedArray) -> dict[str, pa.Table]:
+    """Rows grouped by customer: one zero-copy slice of the customer-sorted table each."""
+    if rows.num_rows == 0:
+        return {}
+    ids = pa.chunked_array([customer_ids]) if isinstance(customer_ids, pa.Array) else customer_ids
+    order = pc.sort_indices(ids)
+    rows, ids = rows.take(order), ids.take(order).combine_chunks()
+    runs = pc.run_end_encode(ids)
+    ends = runs.run_ends.to_numpy()
+    starts = np.concatenate([[0], ends[:-1]])
+    return {
+        c: rows.slice(int(s), int(e - s))
+        for c, s, e in zip(runs.values.to_pylist(), starts, ends, strict=True)
+    }
+
+
+def _common(a: pd.Series, b: pd.Series) -> str:
+    """A dtype both columns fit in: float64 for two numeric columns, else object."""
+    numeric = pd.api.types.is_numeric_dtype(a.dtype) and pd.api.types.is_numeric_dtype(b.dtype)
+    return "float64" if numeric else "object"
+
+
+def _resolve(relabel: dict[str, str]) -> dict[str, str]:
+    """absorbed -> final survivor, following chains (a -> b -> c gives a -> c); self-maps dropped."""
+    out: dict[str, str] = {}
+    for absorbed, survivor in relabel.items():
+        seen = {absorbed}
+        while survivor in relabel and survivor not in seen:
+            seen.add(survivor)
+            survivor = relabel[survivor]
+        if survivor != absorbed:
+            out[absorbed] = survivor
+    return out
+
+
+class LiveFeatures:
+    """In-memory resolved events + online feature rows kept equal to the batch function at `now`."""
+
+    def __init__(
+        self, repo: FeatureRepo, history: pa.Table | None = None, *, max_age: timedelta | None = None
+    ) -> None:
+        """`history`: resolved events (event_id, customer_id + compute.EVENT_COLUMNS), loaded as is.
+
+        `max_age` (default: setting `live_feature_max_age_s`): a read recomputes rows older than this;
+        timedelta(0) recomputes every read at a new instant (exact at any instant, for tests)."""
+        settings = repo.settings
+        self.repo = repo
+        self.max_age = max_age if max_age is not None else timedelta(seconds=settings.live_feature_max_age_s)
+        self.refresh = timedelta(seconds=settings.live_refresh_seconds)
+        self.sweep_limit = settings.live_sweep_max_customers
+        self._events: dict[str, pa.Table] = {}
+        self._schedule = Schedule()
+        self._lock = threading.RLock()
+        self._sweeper: tuple[threading.Thread, threading.Event] | None = None
+        self._sweeping = threading.Lock()
+        self._con = _connect()  # the live path's (under the lock)
+        self._sweep_con: duckdb.DuckDBPyConnection | None = None  # the sweeper's (outside the lock)
+        if history is not None and history.num_rows:
+            if JOIN_KEY not in history.column_names:
+                raise ContractError(f"history.{JOIN_KEY}", "column is missing")
+            keep = pc.is_valid(history[JOIN_KEY])
+            history = history.filter(keep)
+            self._events = _split(_rows(history), history[JOIN_KEY].cast(pa.string()))
+        self._schedule.unknown = set(self._events)  # their online rows come from elsewhere (batch, last run)
+
+    @classmethod
+    def from_workspace(cls, repo: FeatureRepo, ws: Workspace) -> LiveFeatures:
+        """Loaded with the workspace's resolved events (empty when no events or identity map exist yet)."""
+        from features.snapshots import RESOLVED_EVENTS, attach_resolved_events
+
+        if not (ws.exists("events") and ws.exists("identity_map")):
+            return cls(repo)
+        cols = ", ".join(["event_id", *EVENT_COLUMNS])
+        with ws.connect("events", "identity_map", "identity_guard_log") as con:
+            attach_resolved_events(con, ws)
+            history = con.sql(
+                f"SELECT {cols} FROM {RESOLVED_EVENTS} WHERE customer_id IS NOT NULL"
+            ).to_arrow_table()
+        return cls(repo, history)
+
+    # --- state ---
+    @property
+    def customers(self) -> int:
+        return len(self._events)
+
+    @property
+    def events(self) -> int:
+        return sum(t.num_rows for t in self._events.values())
+
+    def events_of(self, customer_id: str) -> pa.Table:
+        """The events held for one customer (EVENTS_SCHEMA; empty when none)."""
+        with self._lock:
+            return self._events.get(customer_id, EVENTS_SCHEMA.empty_table())
+
+    def recent_events(self, customer_id: str, limit: int | None = 20) -> pd.DataFrame:
+        """One customer's events, newest first (ties: by event_id), at most `limit` (None: all)."""
+        table = self.events_of(customer_id)
+        order = pc.sort_indices(table, sort_keys=[("occurred_at", "descending"), ("event_id", "descending")])
+        table = table.take(order)
+        return (table if limit is None else table.slice(0, limit)).to_pandas()
+
+    def _append(self, customer: str, part: pa.Table, *, dedupe: bool) -> None:
+        old = self._events.get(customer)
+        if old is None:
+            self._events[customer] = part
+            return
+        if dedupe:
+            part = part.filter(
+                pc.invert(pc.is_in(part["event_id"], value_set=old["event_id"].combine_chunks()))
+            )
+            if part.num_rows == 0:
+                return
+        new = pa.concat_tables([old, part])
+        self._events[customer] = new.combine_chunks() if new.column(0).num_chunks > _MAX_CHUNKS else new
+
+    def _relabel(self, relabel: dict[str, str]) -> set[str]:
+        moved: set[str] = set()
+        for absorbed, survivor in relabel.items():
+            moved |= {absorbed, survivor}
+            part = self._events.pop(absorbed, None)
+            if part is not None:
+                self._append(survivor, part, dedupe=False)
+        return moved
+
+    # --- the live path ---
+    def update(
+        self,
+        events: pa.Table,
+        customer_ids: pa.Array | pa.ChunkedArray,
+        relabel: dict[str, str],
+        now: datetime,
+    ) -> list[str]:
+        """Append `events` (one customer id each), fold absorbed customers into survivors, recompute the
+        touched customers at `now` and write them online (both views). Returns the customers written."""
+        _utc(now)
+        if len(customer_ids) != events.num_rows:
+            raise ContractError(
+                "customer_ids", f"must have one id per event ({events.num_rows})", len(customer_ids)
+            )
+        if customer_ids.null_count:
+            raise ContractError("customer_ids", "must not hold nulls", customer_ids.null_count)
+        with self._lock:
+            final = _resolve(relabel)
+            moved = self._relabel(final)
+            ids = (
+                customer_ids.combine_chunks()
+                if isinstance(customer_ids, pa.ChunkedArray)
+                else pa.array(customer_ids)
+            ).cast(pa.string())
+            if final:  # an event labelled with an absorbed id belongs to its survivor
+                ids = pa.array([final.get(c, c) for c in ids.to_pylist()], pa.string())
+            for customer, part in _split(_rows(events), ids).items():
+                self._append(customer, part, dedupe=True)
+            touched = list(dict.fromkeys([*pc.unique(ids).to_pylist(), *sorted(moved)]))
+            self._write(touched, now)
+            return touched
+
+    def assign(self, event_ids: list[str], customer_ids: list[str], now: datetime) -> list[str]:
+        """Move events to other customers (an unmerge), recompute old and new owners at `now`, write them."""
+        _utc(now)
+        if len(event_ids) != len(customer_ids):
+            raise ContractError(
+                "customer_ids", f"must have one id per event ({len(event_ids)})", len(customer_ids)
+            )
+        target = dict(zip(event_ids, customer_ids, strict=True))
+        if not target:
+            return []
+        with self._lock:
+            owners = self._owners(pa.array(list(target), pa.string()))
+            parts = {c: self._events[c] for c in owners}
+            masks = {
+                c: pc.is_in(t["event_id"], value_set=pa.array(list(target), pa.string()))
+                for c, t in parts.items()
+            }
+            found = {e for c in owners for e in parts[c].filter(masks[c])["event_id"].to_pylist()}
+            missing = sorted(set(target) - found)
+            if missing:
+                raise NotFoundError(f"events not held by the live features: {', '.join(missing[:10])}")
+            moving = pa.concat_tables([parts[c].filter(masks[c]) for c in owners])
+            for c in owners:
+                rest = parts[c].filter(pc.invert(masks[c]))
+                if rest.num_rows:
+                    self._events[c] = rest
+                else:
+                    del self._events[c]
+            new_ids = pa.array([target[e] for e in moving["event_id"].to_pylist()], pa.string())
+            for customer, part in _split(moving, new_ids).items():
+                self._append(customer, part, dedupe=False)
+            touched = list(dict.fromkeys([*owners, *dict.fromkeys(customer_ids)]))
+            self._write(touched, now)
+            return touched
+
+    def _owners(self, event_ids: pa.Array) -> list[str]:
+        """Customers holding any of `event_ids`: one vectorised membership test over every slice."""
+        keys = list(self._events)
+        if not keys:
+            return []
+        cols = [self._events[k]["event_id"] for k in keys]
+        flat = pa.chunked_array([chunk for col in cols for chunk in col.chunks], pa.string())
+        hits = np.flatnonzero(pc.is_in(flat, value_set=event_ids).to_numpy(zero_copy_only=False))
+        ends = np.cumsum([len(col) for col in cols])
+        return list(dict.fromkeys(keys[i] for i in np.searchsorted(ends, hits, side="right")))
+
+    # --- the feature function over held events ---
+    def _gather(self, ids: list[str]) -> tuple[pa.Table, np.ndarray]:
+        """The events of `ids` (EVENTS_SCHEMA) and, per event, the index of its customer in `ids`."""
+        held = [(i, self._events[c]) for i, c in enumerate(ids) if c in self._events]
+        if not held:
+            return EVENTS_SCHEMA.empty_table(), np.empty(0, np.int64)
+        body = pa.concat_tables([t for _, t in held])
+        owner = np.repeat(np.array([i for i, _ in held], np.int64), [t.num_rows for _, t in held])
+        return body, owner
+
+    def _run(
+        self,
+        ids: list[str],
+        body: pa.Table,
+        owner: np.ndarray,
+        at: pd.Timestamp,
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> pd.DataFrame:
+        """The batch function at `at` over the gathered events, spine = ids × at (one query)."""
+        con = self._con if con is None else con
+        names = pa.array(ids, pa.string())
+        events = body.append_column(JOIN_KEY, names.take(pa.array(owner, pa.int64())))
+        stamp = EVENTS_SCHEMA.field("occurred_at").type
+        spine = pa.table({JOIN_KEY: names, "as_of": pa.array([at] * len(ids), stamp)})
+        con.register("_live_events", events)
+        con.register("_live_spine", spine)
+        try:  # the views' schema is fixed here (EVENTS_SCHEMA): no need to DESCRIBE them on every call
+            return customer_features_frame(con, "_live_events", "_live_spine", live=True, checked=False)
+        finally:
+            con.unregister("_live_events")
+            con.unregister("_live_spine")
+
+    def compute(self, customer_ids: Iterable[str], now: datetime) -> pd.DataFrame:
+        """The batch function at `now` for `customer_ids` (order kept, duplicates dropped): every column."""
+        at = _utc(now)
+        ids = list(dict.fromkeys(customer_ids))
+        with self._lock:
+            body, owner = self._gather(ids)
+            return self._run(ids, body, owner, at)
+
+    def _changes(self, ids: list[str], as_of: np.ndarray) -> np.ndarray:
+        """`features.expiry.next_change` for `ids` at their `as_of` (µs), from the events held."""
+        body, owner = self._gather(ids)
+        ts = body["occurred_at"].cast(pa.int64()).to_numpy()
+        return next_change(owner, ts, as_of)
+
+    def _record(self, ids: list[str], at: pd.Timestamp) -> None:
+        """`ids` were written at `at`: schedule when their short windows run out."""
+        held = [c for c in ids if c in self._events]
+        for c in ids:
+            if c not in self._events:
+                self._schedule.forget(c)
+        at_us = _us(at)
+        self._schedule.record(held, at_us, self._changes(held, np.full(len(held), at_us, np.int64)))
+
+    def _write(self, customer_ids: list[str], now: datetime) -> pd.DataFrame | None:
+        if not customer_ids:
+            return None
+        at = _utc(now)
+        ids = list(dict.fromkeys(customer_ids))
+        body, owner = self._gather(ids)
+        frame = self._run(ids, body, owner, at)
+        for view in VIEWS:
+            self.repo.write_online(view, frame, now)
+        self._record(ids, at)
+        return frame
+
+    # --- reads ---
+    def _stale(self, frame: pd.DataFrame, at_us: int) -> tuple[np.ndarray, set[str]]:
+        """Rows to recompute at `at_us`, and those of them to write back (the store's row is older)."""
+        ids = frame[JOIN_KEY].tolist()
+        stored = frame["features_as_of"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+        stored_us, nat = stored.astype(np.int64), np.isnat(stored)
+        max_us = int(self.max_age / timedelta(microseconds=1))
+        skew = min(_SKEW_US, max_us)
+        stale = np.zeros(len(ids), dtype=bool)
+        behind: set[str] = set()
+        unknown: list[int] = []
+        for i, c in enumerate(ids):
+            if c not in self._events:
+                continue  # no events: the store's row is the batch function's (empty or absorbed) row
+            written = self._schedule.written.get(c)
+            if nat[i]:
+                stale[i] = True
+                behind.add(c)
+            elif written is None or stored_us[i] < written - written % 1_000_000:
+                # a row from the batch job, an earlier run or an overwrite: judged by its own as_of
+                unknown.append(i)
+            elif (
+                at_us < written - skew
+                or at_us - written > max_us
+                or self._schedule.due.get(c, NEVER) <= at_us
+            ):
+                stale[i] = True
+                if written <= at_us:
+                    behind.add(c)
+        if unknown:
+            as_of = stored_us[unknown]
+            due = self._changes([ids[i] for i in unknown], as_of)
+            for i, s, d in zip(unknown, as_of.tolist(), due.tolist(), strict=True):
+                if at_us < s - skew or at_us - s > max_us or d <= at_us:
+                    stale[i] = True
+                    if s <= at_us:
+                        behind.add(ids[i])
+        return stale, behind
+
+    def read(self, customer_ids: list[str], now: datetime, service: str = "churn_v1") -> pd.DataFrame:
+        """Online features of `service` (one row per id, order kept, plus `features_as_of`).
+
+        The stored row is served (one Feast read) unless its short windows ran out since it was computed or
+        it is older than `max_age`: then it is recomputed at `now` from the events in memory, and written
+        back when that moves it forward. Customers without events are returned as the store has them."""
+        at = _utc(now)
+        names = feature_names(service)
+        with self._lock:
+            frame = self.repo.online(list(customer_ids), service)
+            stale, behind = self._stale(frame, _us(at))
+            if not stale.any():
+                return frame
+            ids = list(dict.fromkeys(frame.loc[stale, JOIN_KEY]))
+            fresh = self.compute(ids, now)
+            forward = [c for c in ids if c in behind]
+            if forward:
+                for view in VIEWS:
+                    self.repo.write_online(view, fresh[fresh[JOIN_KEY].isin(forward)], now)
+                self._record(forward, at)
+            rows = fresh.set_index(JOIN_KEY).loc[frame.loc[stale, JOIN_KEY]]
+            frame = frame.astype(
+                {n: _common(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
+            )
+            for name in names:
+                frame.loc[stale, name] = rows[name].to_numpy()
+            frame.loc[stale, "features_as_of"] = pd.to_datetime(
+                rows["snapshot_at"].to_numpy(), unit="s", utc=True
+            )
+            return frame
+
+    # --- the sweeper ---
+    def sweep(self, now: datetime) -> int:
+        """Recompute and write, in bulk, every row whose short windows ran out by `now`, then (oldest first,
+        at most `sweep_limit`) rows older than `refresh` or never written here. Returns how many were written.
+
+        The feature query runs outside the lock on a snapshot of the chunk's events (its own connection);
+        rows are written under the lock in small batches, skipping customers updated meanwhile (their newer
+        row stands), so updates and reads wait at most one small write."""
+        at = _utc(now)
+        at_us = _us(at)
+        refresh_us = int(self.refresh / timedelta(microseconds=1))
+        with self._lock:
+            expired = self._schedule.expired(at_us)
+            old = self._schedule.oldest(at_us - refresh_us, self.sweep_limit)
+        todo = list(dict.fromkeys([*expired, *old]))
+        done = 0
+        try:
+            with self._sweeping:  # one sweep at a time: the sweeper's connection is not shared
+                for start in range(0, len(todo), _SWEEP_CHUNK):
+                    done += self._sweep_chunk(todo[start : start + _SWEEP_CHUNK], at)
+        finally:
+            with self._lock:
+                self._schedule.retry(expired, at_us)
+        return done
+
+    def _sweep_chunk(self, customers: list[str], at: pd.Timestamp) -> int:
+        at_us = _us(at)
+        with self._lock:
+            snapshot = {
+                c: self._events[c]
+                for c in customers
+                if c in self._events and self._schedule.written.get(c, at_us) <= at_us
+            }
+        if not snapshot:
+            return 0
+        ids = list(snapshot)
+        owner = np.repeat(np.arange(len(ids), dtype=np.int64), [t.num_rows for t in snapshot.values()])
+        if self._sweep_con is None:
+            self._sweep_con = _connect()
+        frame = self._run(ids, pa.concat_tables(snapshot.values()), owner, at, self._sweep_con)
+        written = 0
+        for start in range(0, len(ids), _SWEEP_WRITE):
+            with self._lock:
+                keep = [
+                    c
+                    for c in ids[start : start + _SWEEP_WRITE]
+                    if self._events.get(c) is snapshot[c] and self._schedule.written.get(c, at_us) <= at_us
+                ]
+                if keep:
+                    rows = frame[frame[JOIN_KEY].isin(keep)]
+                    for view in VIEWS:
+                        self.repo.write_online(view, rows, at.to_pydatetime())
+                    self._record(keep, at)
+                written += len(keep)
+            time.sleep(0.001)  # hand the lock over: a waiting update gets it (Python locks are not fair)
+        return written
+
+    def start_sweeper(
+        self, interval_s: float | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        """Run `sweep(clock())` every `interval_s` (default: setting `live_sweep_seconds`) on a daemon
+        thread; `clock` defaults to the UTC wall clock. A second call while running does nothing."""
+        if self._sweeper is not None:
+            return
+        interval = self.repo.settings.live_sweep_seconds if interval_s is None else interval_s
+        if interval <= 0:
+            raise ContractError("interval_s", "must be positive", interval)
+        tick = clock or (lambda: datetime.now(UTC))
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.sweep(tick())
+                except Exception:  # the next sweep retries; reads stay exact meanwhile
+                    log.exception("live feature sweep failed")
+
+        thread = threading.Thread(target=loop, name="cxi-live-sweeper", daemon=True)
+        self._sweeper = (thread, stop)
+        thread.start()
+
+    def stop_sweeper(self, timeout: float | None = 10.0) -> None:
+        """Stop the sweeper thread (waits for a running sweep up to `timeout` seconds)."""
+        if self._sweeper is None:
+            return
+        thread, stop = self._sweeper
+        self._sweeper = None
+        stop.set()
+        thread.join(timeout)

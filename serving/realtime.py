@@ -1,0 +1,328 @@
+"""The real-time engine: durable ingestion -> live identity -> streaming features (-> segments), in log order.
+
+`RealtimeEngine.submit` validates a request's events, appends the accepted ones to the durable `EventLog`
+(acknowledged only after fsync) and hands them to one applier thread. The applier takes everything pending
+at once (so a burst of single-event requests becomes one micro-batch), stitches it with `LiveIdentity`,
+recomputes the touched customers' features with the batch feature function (`LiveFeatures.update`, written
+to the Feast online store) and then runs the hooks (segments). A request may wait until its events are
+*visible* (the default: the next score reflects them) or only until they are *durable*.
+
+Derived state is a function of the batch state plus the log: on start the engine re-applies every logged
+event not yet in the workspace `events` table, so a crash (kill -9) loses nothing that was acknowledged and
+the state it rebuilds is the one a replay would build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contract.errors import CXIError
+
+if TYPE_CHECKING:
+    from contract.settings import Settings
+    from contract.workspace import Workspace
+    from events.ingest import Ingestor, IngestResult
+    from events.log import EventLog
+    from features.live import LiveFeatures
+    from features.store import FeatureRepo
+    from identity.live import LiveIdentity, LiveUpdate
+    from serving.segments_live import SegmentHook
+
+log = logging.getLogger(__name__)
+
+Wait = Literal["durable", "visible"]
+#: How often (at most) live merge audit rows are appended to the workspace; the rest on close.
+AUDIT_SECONDS = 30.0
+
+
+class NotVisibleError(CXIError):
+    """Events were logged durably but not applied to the derived state in time (they will be)."""
+
+
+@dataclass
+class AppliedBatch:
+    """One micro-batch the applier took: its events, the identity update and the customers rewritten."""
+
+    events: pa.Table
+    update: LiveUpdate
+    customers: list[str]
+    applied_at: datetime
+    seconds: float
+
+
+@dataclass
+class EngineStats:
+    """Counters for /v1/stats and benchmarks."""
+
+    batches: int = 0
+    events: int = 0
+    merges: int = 0
+    apply_seconds: list[float] = field(default_factory=list)
+    lag_seconds: list[float] = field(default_factory=list)
+
+    def record(self, batch: AppliedBatch, received: datetime | None) -> None:
+        self.batches += 1
+        self.events += batch.events.num_rows
+        self.merges += len(batch.update.merges)
+        self.apply_seconds = [*self.apply_seconds[-999:], batch.seconds]
+        if received is not None:
+            self.lag_seconds = [*self.lag_seconds[-999:], (batch.applied_at - received).total_seconds()]
+
+
+Hook = Callable[[AppliedBatch], None]
+
+
+class RealtimeEngine:
+    """Owns the log, the ingestor, live identity and live features; applies events in log order."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        event_log: EventLog,
+        ingestor: Ingestor,
+        identity: LiveIdentity,
+        features: LiveFeatures,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_pending_rows: int = 50_000,
+        visible_timeout: float = 10.0,
+    ) -> None:
+        self.ws = ws
+        self.log = event_log
+        self.ingestor = ingestor
+        self.identity = identity
+        self.features = features
+        self.clock = clock
+        self.max_pending_rows = max_pending_rows
+        self.visible_timeout = visible_timeout
+        self.hooks: list[Hook] = []
+        self.segments: SegmentHook | None = None
+        self.stats = EngineStats()
+        self._pending: list[tuple[pa.Table, datetime]] = []
+        self._pending_rows = 0
+        self._cond = threading.Condition()
+        self._applied_seq = 0
+        self.state_lock = threading.RLock()  # readers of identity/features vs the applier
+        self._error: BaseException | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._audit_at = time.monotonic()
+
+    # --- life cycle ------------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, settings: Settings, repo: FeatureRepo | None = None, *, segments: bool = True
+    ) -> RealtimeEngine:
+        """Open the workspace's log, load identity and features (and live segments with webhook delivery),
+        re-apply the log tail, start the applier."""
+        from contract.workspace import Workspace
+        from events.ingest import Ingestor
+        from events.log import EventLog
+        from features.live import LiveFeatures
+        from features.store import FeatureRepo
+        from identity.live import LiveIdentity
+
+        ws = Workspace(settings.workspace)
+        event_log = EventLog.open(ws)
+        repo = repo or FeatureRepo(settings)
+        engine = cls(
+            ws,
+            event_log,
+            Ingestor(ws, event_log),
+            LiveIdentity.load(ws),
+            LiveFeatures.from_workspace(repo, ws),
+            max_pending_rows=settings.realtime_max_pending_rows,
+            visible_timeout=settings.realtime_visible_timeout_seconds,
+        )
+        if segments:
+            from serving.segments_live import SegmentHook
+
+            try:
+                hook = SegmentHook.open(settings, engine)
+                engine.hooks.append(hook)
+                engine.segments = hook
+            except Exception as exc:  # scoring and ingestion work without segments; say why once
+                log.warning("live segments off: %s: %s", type(exc).__name__, exc)
+        engine.recover()
+        engine.start()
+        engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
+        return engine
+
+    def recover(self) -> int:
+        """Apply every logged event that the workspace's batch state does not hold yet; returns how many."""
+        tail = self.log_tail()
+        if tail.num_rows:
+            started = time.perf_counter()
+            self._apply(tail, None)
+            log.info("re-applied %d logged events in %.2fs", tail.num_rows, time.perf_counter() - started)
+        with self._cond:
+            self._applied_seq = max(self._applied_seq, self.log.last_seq)
+        return tail.num_rows
+
+    def log_tail(self) -> pa.Table:
+        """Logged events (in seq order) whose event_id is not in the workspace `events` table."""
+        logged = self.log.read()
+        if logged.num_rows == 0 or not self.ws.exists("events"):
+            return logged
+        known = self.ws.read("events", columns=["event_id"]).column("event_id")
+        return logged.filter(pc.invert(pc.is_in(logged.column("event_id"), value_set=known)))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cxi-applier", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.features.stop_sweeper()
+        with self.state_lock:
+            self.identity.write_audit(self.ws)
+        if self.segments is not None:
+            self.segments.close()
+        self.log.close()
+
+    # --- ingestion -------------------------------------------------------------------------------------------
+    def submit(self, records: list[dict], wait: Wait = "visible") -> IngestResult:
+        """Validate, log durably, queue for the applier; with ``wait="visible"`` return once applied.
+
+        Raises `events.log.Overloaded` (the caller answers 429/503 with Retry-After) when the applier is
+        too far behind or the log's queue is full: nothing is accepted then, so nothing is lost.
+        """
+        from events.log import Overloaded
+
+        self._raise_if_failed()
+        with self._cond:
+            if self._pending_rows >= self.max_pending_rows:
+                raise Overloaded(
+                    f"{self._pending_rows} events waiting to be applied", retry_after=self._retry_after()
+                )
+        received = self.clock()
+        result = self.ingestor.ingest(records)
+        accepted = result.accepted
+        if accepted.num_rows == 0:
+            return result
+        last = int(pc.max(accepted.column("seq")).as_py())
+        with self._cond:
+            self._pending.append((accepted, received))
+            self._pending_rows += accepted.num_rows
+            self._cond.notify_all()
+            if wait == "visible":
+                deadline = time.monotonic() + self.visible_timeout
+                while self._applied_seq < last and self._error is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise NotVisibleError(
+                            f"events logged (up to seq {last}) but not applied within "
+                            f"{self.visible_timeout:.0f}s; they will be"
+                        )
+                    self._cond.wait(left)
+        self._raise_if_failed()
+        return result
+
+    @property
+    def applied_seq(self) -> int:
+        return self._applied_seq
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def _retry_after(self) -> float:
+        recent = self.stats.apply_seconds[-20:]
+        per_batch = sorted(recent)[len(recent) // 2] if recent else 0.05
+        return max(0.1, round(per_batch * 2, 2))
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise CXIError(f"real-time applier stopped: {type(self._error).__name__}: {self._error}")
+
+    # --- the applier -----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop and not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            tables = [t for t, _ in batch]
+            received = min(r for _, r in batch)
+            events = pa.concat_tables(tables, promote_options="default")
+            events = events.take(pc.sort_indices(events, sort_keys=[("seq", "ascending")]))
+            try:
+                self._apply(events, received)
+            except BaseException as exc:  # keep the reason; submit() reports it, the log still has the events
+                log.exception("real-time applier failed; events stay in the log for replay")
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._pending_rows -= events.num_rows
+                self._applied_seq = max(self._applied_seq, int(pc.max(events.column("seq")).as_py()))
+                self._cond.notify_all()
+
+    def _apply(self, events: pa.Table, received: datetime | None) -> AppliedBatch:
+        started = time.perf_counter()
+        with self.state_lock:
+            update = self.identity.observe(events)
+            now = self.clock()
+            customers = self.features.update(events, update.customer_ids, update.relabel, now)
+            if update.moved:  # a guard split a profile: past events change hands
+                moved = self.features.assign(list(update.moved), list(update.moved.values()), now)
+                customers = sorted({*customers, *moved})
+            if self.identity_audit_due():
+                self.identity.write_audit(self.ws)
+            batch = AppliedBatch(
+                events=events,
+                update=update,
+                customers=customers,
+                applied_at=now,
+                seconds=time.perf_counter() - started,
+            )
+            for hook in self.hooks:
+                hook(batch)
+        self.stats.record(batch, received)
+        return batch
+
+    def identity_audit_due(self) -> bool:
+        """Merge audit rows are appended to the workspace at most every AUDIT_SECONDS (one part per write)."""
+        now = time.monotonic()
+        if now - self._audit_at < AUDIT_SECONDS:
+            return False
+        self._audit_at = now
+        return True
+
+    # --- reads (serving) -------------------------------------------------------------------------------------
+    def customer_for(self, identifier_type: str, value: str) -> str | None:
+        """`serving.scoring.IdentityLookup`: the live customer of an identifier (canonical after merges)."""
+        with self.state_lock:
+            if identifier_type == "customer_id":
+                return self.identity.canonical_id(value)
+            return self.identity.customer_for(identifier_type, value)
+
+    def online(self, customer_ids: list[str], service: str = "churn_v1"):  # type: ignore[no-untyped-def]
+        """`serving.scoring.OnlineFeatures`: live features at this instant (windows expire at read)."""
+        from features.definitions import TIMESTAMP_FIELD
+        from serving.scoring import AS_OF_COLUMN
+
+        now = self.clock()
+        with self.state_lock:
+            ids = [self.identity.canonical_id(c) for c in customer_ids]
+            frame = self.features.read(ids, now, service)
+        if AS_OF_COLUMN not in frame.columns and TIMESTAMP_FIELD in frame.columns:
+            frame[AS_OF_COLUMN] = frame[TIMESTAMP_FIELD]
+        return frame
