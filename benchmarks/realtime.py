@@ -67,7 +67,7 @@ def known_users(ws: Workspace, n: int) -> list[str]:
 
 def feast_baseline(settings: Settings, customer_ids: list[str], n: int) -> dict[str, float]:
     """write_to_online_store + get_online_features of one row, on a copy of the workspace's Feast store."""
-    from features.definitions import FEATURE_VIEW, JOIN_KEY, TIMESTAMP_FIELD
+    from features.definitions import FEATURE_VIEW, JOIN_KEY
     from features.store import FeatureRepo
 
     root = Path(tempfile.mkdtemp(prefix="cxi-feast-baseline-"))
@@ -87,9 +87,9 @@ def feast_baseline(settings: Settings, customer_ids: list[str], n: int) -> dict[
             cid = customer_ids[i % len(customer_ids)]
             row = {name: template.get(name) for name in names}
             row["events_7d"] = i
-            frame = pd.DataFrame([{JOIN_KEY: cid, TIMESTAMP_FIELD: datetime.now(UTC), **row}])
+            frame = pd.DataFrame([{JOIN_KEY: cid, **row}])
             t0 = time.perf_counter()
-            store.write_to_online_store(FEATURE_VIEW, frame)
+            repo.write_online(FEATURE_VIEW, frame, datetime.now(UTC))
             got = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: cid}]).to_dict()
             times.append((time.perf_counter() - t0) * 1000)
             assert got["events_7d"][0] == i, "the baseline must read back what it wrote"

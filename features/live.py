@@ -148,6 +148,8 @@ class LiveFeatures:
         self._events: dict[str, pa.Table] = {}
         self._schedule = Schedule()
         self._lock = threading.RLock()
+        #: The frame the last `update` computed and wrote (every column at its `now`), for hooks that need it.
+        self.last_written: pd.DataFrame | None = None
         self._sweeper: tuple[threading.Thread, threading.Event] | None = None
         self._sweeping = threading.Lock()
         self._con = _connect()  # the live path's (under the lock)
@@ -249,7 +251,7 @@ class LiveFeatures:
             for customer, part in _split(_rows(events), ids).items():
                 self._append(customer, part, dedupe=True)
             touched = list(dict.fromkeys([*pc.unique(ids).to_pylist(), *sorted(moved)]))
-            self._write(touched, now)
+            self.last_written = self._write(touched, now)
             return touched
 
     def assign(self, event_ids: list[str], customer_ids: list[str], now: datetime) -> list[str]:

@@ -65,7 +65,12 @@ class SegmentHook:
         """customer_id + every feature at ``at`` + each champion's score column."""
         from training.scoring import SCORE_COLUMNS
 
-        frame = self.engine.features.compute(customers, at.to_pydatetime())
+        written = self.engine.features.last_written
+        if written is not None and set(customers) <= set(written["customer_id"]):
+            # the frame `update` just computed at this batch's instant: no second feature query
+            frame = written[written["customer_id"].isin(customers)].reset_index(drop=True)
+        else:
+            frame = self.engine.features.compute(customers, at.to_pydatetime())
         for name, champ in self.champions.items():
             X = frame[champ.feature_names].apply(pd.to_numeric, errors="coerce").astype("float64")
             frame[SCORE_COLUMNS[name]] = champ.predict(X)
