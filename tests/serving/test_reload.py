@@ -76,7 +76,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     port = server.free_port()
     log = root / "server.log"
-    env = {"CXI_SERVING_RELOAD_SECONDS": str(RELOAD_SECONDS)}
+    # scores from the materialized online store (the real-time engine, tested elsewhere, would recompute the
+    # 2026-01 rows at today's date): this module pins the model swap and the reasons on a fixed vector
+    env = {"CXI_SERVING_RELOAD_SECONDS": str(RELOAD_SECONDS), "CXI_REALTIME": "false"}
     proc = server.start(settings, host="127.0.0.1", port=port, log_path=log, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
