@@ -111,10 +111,12 @@ def derive_audit(
     ids: dict[str, str] = {}
     for absorbed, survivor, rule, prob, evidence in merges:
         ids[absorbed] = uuid.uuid4().hex
-        rows.append(_row(ids[absorbed], at, "merge", survivor, absorbed, rule, prob, evidence, actor))
+        rows.append(audit_row(ids[absorbed], at, "merge", survivor, absorbed, rule, prob, evidence, actor))
     for survivor, absorbed, old, n in splits:
         evidence = f'{{"split_from": "{old}", "identifiers": {n}}}'
-        rows.append(_row(uuid.uuid4().hex, at, "split", survivor, absorbed, "split", None, evidence, actor))
+        rows.append(
+            audit_row(uuid.uuid4().hex, at, "split", survivor, absorbed, "split", None, evidence, actor)
+        )
     member_rows = [{"audit_id": ids[a], "identifier_type": t, "identifier_value": v} for a, t, v in members]
     return (
         pa.Table.from_pylist(rows, schema=AUDIT_SCHEMA),
@@ -122,7 +124,7 @@ def derive_audit(
     )
 
 
-def _row(
+def audit_row(
     audit_id: str,
     at: datetime,
     action: str,
@@ -133,6 +135,7 @@ def _row(
     evidence: str,
     actor: str,
 ) -> dict[str, object]:
+    """One `identity_audit` row (batch resolves and the live stitcher write the same shape)."""
     return {
         "audit_id": audit_id,
         "at": at,

@@ -8,8 +8,11 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from identity.history import MAX_EVIDENCE_EDGES
+from identity.history import MAX_EVIDENCE_EDGES, audit_row
 from identity.live_graph import Edge, Key, Subgraph
+
+#: Who the audit rows of live merges and splits name as the actor.
+ACTOR = "live"
 
 
 def merge_rows(
@@ -39,7 +42,9 @@ def merge_rows(
             ],
             "n_bridges": len(bridges),
         }
-        rows.append(audit_row(audit_id, at, "merge", survivor, absorbed, rule, json.dumps(evidence)))
+        rows.append(
+            audit_row(audit_id, at, "merge", survivor, absorbed, rule, None, json.dumps(evidence), ACTOR)
+        )
         members.extend(
             {"audit_id": audit_id, "identifier_type": k[0], "identifier_value": k[1]}
             for k in sorted(k for k, c in prior.items() if c == absorbed)
@@ -61,7 +66,9 @@ def split_rows(prior: dict[Key, str], new_cust: dict[Key, str], at: datetime) ->
         for new, count in sorted(news.items()):
             if new != kept:
                 evidence = json.dumps({"split_from": old, "identifiers": count})
-                rows.append(audit_row(uuid.uuid4().hex, at, "split", kept, new, "split", evidence))
+                rows.append(
+                    audit_row(uuid.uuid4().hex, at, "split", kept, new, "split", None, evidence, ACTOR)
+                )
     return rows
 
 
@@ -70,19 +77,3 @@ def _bridges(e: Edge, absorbed: str, survivor: str, prior: dict[Key, str], new: 
         return False
     pa_, pb = prior.get(e.a), prior.get(e.b)
     return (pa_ == absorbed) != (pb == absorbed)
-
-
-def audit_row(
-    audit_id: str, at: datetime, action: str, survivor: str, absorbed: str, rule: str, evidence: str
-) -> dict[str, object]:
-    return {
-        "audit_id": audit_id,
-        "at": at,
-        "action": action,
-        "survivor": survivor,
-        "absorbed": absorbed,
-        "rule": rule,
-        "probability": None,
-        "evidence": evidence,
-        "actor": "live",
-    }
