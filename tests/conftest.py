@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contract import Settings, Workspace
-from tests.chain import CHAIN_CUSTOMERS, CHAIN_DAYS, CHAIN_HORIZON_DAYS, CHAIN_SEED, Chain
+from tests.chain import CHAIN_CUSTOMERS, CHAIN_DAYS, CHAIN_HORIZON_DAYS, CHAIN_SEED, Chain, start_server
 
 
 @pytest.fixture
@@ -43,15 +43,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
 def chain_url(chain: Chain) -> Iterator[str]:
     from serving import server
 
-    port = server.free_port()
-    log = chain.ws.root.parent / "server.log"
-    proc = server.start(chain.settings, host="127.0.0.1", port=port, log_path=log)
-    base = f"http://127.0.0.1:{port}"
+    proc, url = start_server(chain.settings, chain.ws.root.parent / "server.log")
     try:
-        try:
-            server.wait_ready(base, proc, timeout=180)
-        except server.ServerError as exc:
-            raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()[-4000:]}") from exc
-        yield base
+        yield url
     finally:
         server.stop(proc)

@@ -7,43 +7,21 @@ Runs on a copy of the session's walking-skeleton workspace with its own server (
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
-from contract import Settings, Workspace
-from tests.chain import Chain
+from contract import Workspace
+from tests.chain import Chain, copy_chain, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-def _copy(chain: Chain, root: Path) -> Settings:
-    shutil.copytree(chain.ws.root, root / "ws", ignore=shutil.ignore_patterns("eventlog"))
-    shutil.copytree(chain.settings.mlflow_dir, root / "mlflow")
-    return chain.settings.model_copy(update={"workspace": root / "ws", "mlflow_dir": root / "mlflow"})
-
-
-def _start(settings: Settings, log: Path):  # type: ignore[no-untyped-def]
-    from serving import server
-
-    port = server.free_port()
-    proc = server.start(settings, host="127.0.0.1", port=port, log_path=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_ready(url, proc, timeout=180)
-    except server.ServerError as exc:
-        server.stop(proc)
-        raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()[-4000:]}") from exc
-    return proc, url
 
 
 def _kill_9(pid: int) -> None:
@@ -76,10 +54,10 @@ def test_kill_9_loses_no_acknowledged_event_and_recovers_the_replayed_state(
     from events.log import EventLog
 
     root = tmp_path_factory.mktemp("fault")
-    settings = _copy(chain, root)
+    settings = copy_chain(chain, root)
     ws = Workspace(settings.workspace)
     users = _users(ws, 20)
-    proc, url = _start(settings, root / "server1.log")
+    proc, url = start_server(settings, root / "server1.log")
 
     acked: list[str] = []
     stop = threading.Event()
@@ -129,7 +107,7 @@ def test_kill_9_loses_no_acknowledged_event_and_recovers_the_replayed_state(
     # restart: the engine re-applies the log; then compare its state with a replay of the same log
     from serving import server
 
-    proc, url = _start(settings, root / "server2.log")
+    proc, url = start_server(settings, root / "server2.log")
     try:
         live = {}
         for user in users[:5]:

@@ -7,7 +7,6 @@ the test needs no intent/value models), a destinations file pointing at a local 
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from contract import Settings, Workspace
-from tests.chain import Chain
+from tests.chain import Chain, copy_chain, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -58,40 +57,25 @@ def env(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
     from serving import server
 
     root = tmp_path_factory.mktemp("segments")
-    shutil.copytree(chain.ws.root, root / "ws", ignore=shutil.ignore_patterns("eventlog"))
-    shutil.copytree(chain.settings.mlflow_dir, root / "mlflow")
     (root / "segments.yaml").write_text(SEGMENTS)
     receiver = WebhookReceiver(SECRET).start()
     (root / "destinations.yaml").write_text(
         f"destinations:\n  - name: crm\n    url: {receiver.url}\n    secret: {SECRET}\n    segments: '*'\n"
     )
-    settings = chain.settings.model_copy(
-        update={
-            "workspace": root / "ws",
-            "mlflow_dir": root / "mlflow",
-            "segments_file": root / "segments.yaml",
-            "destinations_file": root / "destinations.yaml",
-        }
+    settings = copy_chain(
+        chain, root, segments_file=root / "segments.yaml", destinations_file=root / "destinations.yaml"
     )
     build_segments(settings, Workspace(settings.workspace))
-    port = server.free_port()
-    log = root / "server.log"
-    proc = server.start(
-        settings,
-        host="127.0.0.1",
-        port=port,
-        log_path=log,
-        env={
-            "CXI_SEGMENTS_FILE": str(settings.segments_file),
-            "CXI_DESTINATIONS_FILE": str(settings.destinations_file),
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {
+        "CXI_SEGMENTS_FILE": str(settings.segments_file),
+        "CXI_DESTINATIONS_FILE": str(settings.destinations_file),
+    }
     try:
-        try:
-            server.wait_ready(url, proc, timeout=180)
-        except server.ServerError as exc:
-            raise AssertionError(f"{exc}\n--- server log ---\n{log.read_text()[-4000:]}") from exc
+        proc, url = start_server(settings, root / "server.log", env)
+    except BaseException:
+        receiver.stop()
+        raise
+    try:
         yield Env(settings, url, receiver)
     finally:
         server.stop(proc)
