@@ -189,7 +189,7 @@ class Subgraph:
             if nbrs and not ev.is_shared(a):
                 ia = index[a]
                 for b, (rule, ts) in nbrs.items():
-                    if index[b] > ia and not ev.is_shared(b):
+                    if not ev.is_shared(b) and index[b] > ia:  # a shared end is outside the closure
                         edges.append(Edge(a, b, rule, ts))
         n = len(nodes)
         raw = _components(n, index, edges)

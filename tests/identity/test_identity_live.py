@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from identity_tables import events_table
 
@@ -236,6 +236,17 @@ _EVENT = st.fixed_dictionaries(
     st.lists(_EVENT, min_size=1, max_size=25),
     st.integers(0, 25),
     st.lists(st.integers(1, 6), min_size=1, max_size=25),
+)
+@example(  # a device linked to a cookie that a later event in the same batch makes shared (found by CI)
+    evs=[
+        {"user": None, "cookie": None, "device": "d1", "minute": 0},
+        {"user": "u1", "cookie": "a2", "device": None, "minute": 0},
+        {"user": "u3", "cookie": "a2", "device": None, "minute": 0},
+        {"user": "u2", "cookie": "a2", "device": "d1", "minute": 0},
+        {"user": "u2", "cookie": None, "device": None, "minute": 0},
+    ],
+    loaded=0,
+    sizes=[1],
 )
 def test_streaming_partitions_events_as_the_batch_resolver(
     evs: list[dict[str, Any]], loaded: int, sizes: list[int]
