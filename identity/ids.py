@@ -3,7 +3,9 @@
 A previous id stays with the component holding its oldest identifier (first_seen, then priority and value);
 a component holding several previous ids keeps the one whose oldest identifier is oldest (the oldest cluster)
 and the others become its aliases; a component holding none takes its natural id,
-``"c_" + sha256("<type>:<value>")[:16]`` of its oldest identifier. With no previous map every id is natural,
+``"c_" + sha256("<type>:<value>")[:16]`` of its oldest identifier, or, when a survivor already holds that id
+(its cluster split), the first split id ``"c_" + sha256("split:<id>")[:16]`` down the chain that no survivor
+holds (a cluster may split more than once). With no previous map every id is natural,
 so a full rerun on the same data gives the same ids, and a cluster that only grows keeps its id.
 """
 
@@ -40,11 +42,16 @@ def assign_ids(con: duckdb.DuckDBPyConnection, prior: pa.Table | None) -> pa.Tab
         WITH nat AS (
             SELECT c.label, 'c_' || left(sha256(a.t || ':' || a.v), 16) AS nat
             FROM _comp c JOIN _nodes a ON a.node = c.anchor WHERE c.node = c.anchor)
-        SELECT nat.label,
-               coalesce(s.survivor, CASE WHEN nat.nat IN (SELECT survivor FROM _surv)
-                                         THEN 'c_' || left(sha256('split:' || nat.nat), 16)
-                                         ELSE nat.nat END) AS customer_id
+        SELECT nat.label, coalesce(s.survivor, nat.nat) AS customer_id,
+               s.survivor IS NULL AND nat.nat IN (SELECT survivor FROM _surv) AS clash
         FROM nat LEFT JOIN _surv s USING (label)""")
+    clashes = con.execute("SELECT label, customer_id FROM _ids WHERE clash").fetchall()
+    if clashes:  # a split: rare and few, so the id chain is walked here
+        taken = {r[0] for r in con.execute("SELECT survivor FROM _surv").fetchall()}
+        con.executemany(
+            "UPDATE _ids SET customer_id = ? WHERE label = ?",
+            [(fresh_id(natural, taken), label) for label, natural in clashes],
+        )
     return con.sql("""
         SELECT h.p AS alias_id, s.survivor AS customer_id
         FROM _holder h JOIN _surv s USING (label) WHERE h.p <> s.survivor ORDER BY 1""").to_arrow_table()
@@ -56,5 +63,14 @@ def natural_id(identifier_type: str, value: str) -> str:
 
 
 def split_id(natural: str) -> str:
-    """The id of a split-off component whose natural id is already a survivor's (as `assign_ids`)."""
+    """One step of the split chain: the id derived from an id a survivor already holds."""
     return "c_" + hashlib.sha256(f"split:{natural}".encode()).hexdigest()[:16]
+
+
+def fresh_id(natural: str, taken: set[str]) -> str:
+    """The id of a component without previous ids: its natural id, else the first split id no survivor in
+    `taken` holds (as `assign_ids`)."""
+    cid = natural
+    while cid in taken:
+        cid = split_id(cid)
+    return cid

@@ -34,7 +34,7 @@ from identity.history import (
     NEVER_LINK_TABLE,
     read_or_empty,
 )
-from identity.ids import natural_id, split_id
+from identity.ids import fresh_id, natural_id
 from identity.live_audit import merge_rows, split_rows
 from identity.live_graph import Evidence, Key, Subgraph
 from identity.live_load import load_evidence
@@ -433,9 +433,7 @@ def _assign_ids(sub: Subgraph, prior: dict[Key, str]) -> tuple[dict[Key, str], d
         if cid is None:
             cid = survivor.get(lab)
             if cid is None:
-                anchor = sub.nodes[lab]
-                nat = natural_id(*anchor)
-                cid = split_id(nat) if nat in taken else nat
+                cid = fresh_id(natural_id(*sub.nodes[lab]), taken)
             ids[lab] = cid
         out[k] = cid
     aliases = {p: survivor[lab] for p, lab in holder.items() if survivor[lab] != p}

@@ -248,6 +248,15 @@ _EVENT = st.fixed_dictionaries(
     loaded=0,
     sizes=[1],
 )
+@example(  # a split whose natural id and first split id are both taken (found by a long local run)
+    evs=[
+        {"user": "u1", "cookie": "a1", "device": "d1", "minute": 1},
+        {"user": "u2", "cookie": None, "device": "d1", "minute": 0},
+        {"user": "u3", "cookie": "a1", "device": None, "minute": 0},
+    ],
+    loaded=0,
+    sizes=[1],
+)
 def test_streaming_partitions_events_as_the_batch_resolver(
     evs: list[dict[str, Any]], loaded: int, sizes: list[int]
 ) -> None:

@@ -56,3 +56,25 @@ def test_adding_events_keeps_an_existing_customer_id() -> None:
     more = events_table([{"anonymous_id": "brand-new", "minute": 99_999}])
     before, after = stitch(base), stitch(pa.concat_tables([base, more]))
     assert {k: after[k] for k in before} == before
+
+
+def test_a_cluster_split_twice_gives_every_part_its_own_id(ws: Workspace) -> None:
+    """u1's cluster loses its device to u2 (earlier), then its cookie to u3 (earlier): the second split's
+    natural id is taken and its first split id too, so it walks further down the split chain."""
+    rows = [
+        {"user_id": "u1", "anonymous_id": "a1", "device_id": "d1", "type": "login", "minute": 1},
+        {"user_id": "u2", "device_id": "d1", "type": "login", "minute": 0},
+        {"user_id": "u3", "anonymous_id": "a1", "type": "login", "minute": 0},
+    ]
+    table = events_table(rows)
+    for n in (1, 2, 3):
+        ws.replace("events", table.slice(0, n))
+        IdentityResolver(ws).resolve()
+    got = {
+        (r["identifier_type"], r["identifier_value"]): r["customer_id"]
+        for r in ws.read("identity_map").to_pylist()
+    }
+    users = [got[("user_id", u)] for u in ("u1", "u2", "u3")]
+    assert len(set(users)) == 3
+    assert got[("device_id", "d1")] == got[("user_id", "u2")]
+    assert got[("anonymous_id", "a1")] == got[("user_id", "u3")]
