@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     live_sweep_seconds: float = Field(
         30.0, gt=0, description="How often the live sweeper expires short windows and refreshes old rows."
     )
+    live_write_behind_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="The real-time engine writes recomputed rows to the Feast online store this often, in "
+        "bulk (latest row per customer); reads serve rows not yet written from memory. 0: write at once.",
+    )
     live_sweep_max_customers: int = Field(
         20_000, ge=1, description="Old rows refreshed per sweep at most (expired windows are always swept)."
     )

@@ -13,6 +13,9 @@ it recomputes, exactly, and writes back. A sweeper (`sweep`, on a thread with `s
 bulk the rows whose windows ran out and, oldest first, rows older than `live_refresh_seconds`, so the online
 store expires windows by itself too (within one sweep interval).
 
+Online writes go through `features.write_behind.OnlineWriter`: at once by default, or, with `start_writer`
+(what the real-time engine runs), behind the live path in bulk while reads serve waiting rows from memory.
+
 An absorbed customer (merged into a survivor) keeps an online row: it is rewritten as the empty row (no
 events, zero counts, null recencies), which is what the batch function says about an id without events.
 """
@@ -35,8 +38,9 @@ import pyarrow.compute as pc
 from contract.errors import ContractError, NotFoundError
 from contract.workspace import Workspace
 from features.compute import EVENT_COLUMNS, customer_features_frame
-from features.definitions import JOIN_KEY, VIEWS, feature_names
+from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
+from features.write_behind import OnlineWriter, common_dtype
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
@@ -111,12 +115,6 @@ def _split(rows: pa.Table, customer_ids: pa.Array | pa.ChunkedArray) -> dict[str
     }
 
 
-def _common(a: pd.Series, b: pd.Series) -> str:
-    """A dtype both columns fit in: float64 for two numeric columns, else object."""
-    numeric = pd.api.types.is_numeric_dtype(a.dtype) and pd.api.types.is_numeric_dtype(b.dtype)
-    return "float64" if numeric else "object"
-
-
 def _resolve(relabel: dict[str, str]) -> dict[str, str]:
     """absorbed -> final survivor, following chains (a -> b -> c gives a -> c); self-maps dropped."""
     out: dict[str, str] = {}
@@ -152,6 +150,7 @@ class LiveFeatures:
         self.last_written: pd.DataFrame | None = None
         self._sweeper: tuple[threading.Thread, threading.Event] | None = None
         self._sweeping = threading.Lock()
+        self.writer = OnlineWriter(repo, self._lock)  # online writes: at once, or behind (`start_writer`)
         self._con = _connect()  # the live path's (under the lock)
         self._sweep_con: duckdb.DuckDBPyConnection | None = None  # the sweeper's (outside the lock)
         if history is not None and history.num_rows:
@@ -362,8 +361,7 @@ class LiveFeatures:
         ids = list(dict.fromkeys(customer_ids))
         body, owner = self._gather(ids)
         frame = self._run(ids, body, owner, at)
-        for view in VIEWS:
-            self.repo.write_online(view, frame, now)
+        self.writer.emit(frame, now)
         self._record(ids, at)
         return frame
 
@@ -415,7 +413,7 @@ class LiveFeatures:
         at = _utc(now)
         names = feature_names(service)
         with self._lock:
-            frame = self.repo.online(list(customer_ids), service)
+            frame = self.writer.overlay(self.repo.online(list(customer_ids), service), names)
             stale, behind = self._stale(frame, _us(at))
             if not stale.any():
                 return frame
@@ -423,12 +421,11 @@ class LiveFeatures:
             fresh = self.compute(ids, now)
             forward = [c for c in ids if c in behind]
             if forward:
-                for view in VIEWS:
-                    self.repo.write_online(view, fresh[fresh[JOIN_KEY].isin(forward)], now)
+                self.writer.emit(fresh[fresh[JOIN_KEY].isin(forward)], now)
                 self._record(forward, at)
             rows = fresh.set_index(JOIN_KEY).loc[frame.loc[stale, JOIN_KEY]]
             frame = frame.astype(
-                {n: _common(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
+                {n: common_dtype(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
             )
             for name in names:
                 frame.loc[stale, name] = rows[name].to_numpy()
@@ -486,9 +483,7 @@ class LiveFeatures:
                     if self._events.get(c) is snapshot[c] and self._schedule.written.get(c, at_us) <= at_us
                 ]
                 if keep:
-                    rows = frame[frame[JOIN_KEY].isin(keep)]
-                    for view in VIEWS:
-                        self.repo.write_online(view, rows, at.to_pydatetime())
+                    self.writer.emit(frame[frame[JOIN_KEY].isin(keep)], at.to_pydatetime())
                     self._record(keep, at)
                 written += len(keep)
             time.sleep(0.001)  # hand the lock over: a waiting update gets it (Python locks are not fair)
@@ -526,3 +521,12 @@ class LiveFeatures:
         self._sweeper = None
         stop.set()
         thread.join(timeout)
+
+    # --- write-behind ---
+    def start_writer(self, interval_s: float) -> None:
+        """Write online rows behind the live path every `interval_s` (`OnlineWriter.start`)."""
+        self.writer.start(interval_s)
+
+    def stop_writer(self, timeout: float | None = 10.0) -> None:
+        """Stop writing behind; what is waiting is written now."""
+        self.writer.stop(timeout)

@@ -109,17 +109,24 @@ class FeatureRepo:
         return end
 
     # --- live writes ---
-    def write_online(self, view: str, features: pd.DataFrame, as_of: datetime) -> None:
+    def write_online(self, view: str, features: pd.DataFrame, as_of: datetime | pd.Series) -> None:
         """Write one row per customer of `features` (customer_id + the view's features) into `view` online.
 
-        One `FeatureStore.write_to_online_store` call; the rows' event timestamp is `as_of`."""
+        One `FeatureStore.write_to_online_store` call; the rows' event timestamp is `as_of` (one instant, or
+        one per row in row order)."""
         if view not in VIEWS:
             raise ContractError("view", f"must be one of {', '.join(sorted(VIEWS))}", view)
-        if as_of.tzinfo is None:
+        if isinstance(as_of, pd.Series):
+            if len(as_of) != len(features) or as_of.dt.tz is None:
+                raise ContractError("as_of", f"must hold {len(features)} timezone-aware instants", len(as_of))
+        elif as_of.tzinfo is None:
             raise ContractError("as_of", "must be timezone-aware")
         if features.empty:
             return
-        at = pd.Timestamp(as_of).tz_convert(UTC)
+        if isinstance(as_of, pd.Series):
+            at = as_of.dt.tz_convert(UTC).set_axis(features.index)
+        else:
+            at = pd.Timestamp(as_of).tz_convert(UTC)
         names = [name for name, _, _ in VIEWS[view]]
         frame = features[[JOIN_KEY, *names]].assign(**{TIMESTAMP_FIELD: at, CREATED_FIELD: at})
         self.store.write_to_online_store(view, frame, allow_registry_cache=True)

@@ -2,10 +2,12 @@
 
 `RealtimeEngine.submit` validates a request's events, appends the accepted ones to the durable `EventLog`
 (acknowledged only after fsync) and hands them to one applier thread. The applier takes everything pending
-at once (so a burst of single-event requests becomes one micro-batch), stitches it with `LiveIdentity`,
-recomputes the touched customers' features with the batch feature function (`LiveFeatures.update`, written
-to the Feast online store) and then runs the hooks (segments). A request may wait until its events are
-*visible* (the default: the next score reflects them) or only until they are *durable*.
+at once (so a burst of single-event requests becomes one micro-batch), stitches it with `LiveIdentity` and
+recomputes the touched customers' features with the batch feature function (`LiveFeatures.update`); the rows
+go to the Feast online store behind the live path (`features.write_behind`, reads serve them at once). A
+request may wait until its events are *visible* (the default: the next score reflects them) or only until
+they are *durable*. The hooks (segments, webhooks) run on their own thread, after visibility, over every
+batch applied since their last run at once, so a slow hook delays neither ingestion nor scores.
 
 Derived state is a function of the batch state plus the log: on start the engine re-applies every logged
 event not yet in the workspace `events` table, so a crash (kill -9) loses nothing that was acknowledged and
@@ -25,6 +27,9 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 from contract.errors import CXIError
 
 if TYPE_CHECKING:
@@ -39,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Wait = Literal["durable", "visible"]
+#: durable: logged (fsync); visible: the next score reflects it; settled: segments and webhooks too.
+Wait = Literal["durable", "visible", "settled"]
 #: How often (at most) live merge audit rows are appended to the workspace; the rest on close.
 AUDIT_SECONDS = 30.0
 
@@ -57,6 +63,8 @@ class AppliedBatch:
     customers: list[str]
     applied_at: datetime
     seconds: float
+    features: pd.DataFrame | None = None  # every column of the rows `LiveFeatures.update` computed
+    last_seq: int = 0
 
 
 @dataclass
@@ -66,6 +74,8 @@ class EngineStats:
     batches: int = 0
     events: int = 0
     merges: int = 0
+    hook_runs: int = 0
+    hook_errors: int = 0
     apply_seconds: list[float] = field(default_factory=list)
     lag_seconds: list[float] = field(default_factory=list)
 
@@ -78,7 +88,8 @@ class EngineStats:
             self.lag_seconds = [*self.lag_seconds[-999:], (batch.applied_at - received).total_seconds()]
 
 
-Hook = Callable[[AppliedBatch], None]
+#: A hook gets every batch applied since its last call, in log order.
+Hook = Callable[[list[AppliedBatch]], None]
 
 
 class RealtimeEngine:
@@ -116,6 +127,10 @@ class RealtimeEngine:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._audit_at = time.monotonic()
+        self._hooked: list[AppliedBatch] = []  # applied, waiting for the hooks' thread
+        self._hooked_seq = 0  # the hooks have seen every batch up to this seq
+        self._hook_cond = threading.Condition()
+        self._hook_thread: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -155,6 +170,8 @@ class RealtimeEngine:
         engine.recover()
         engine.start()
         engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
+        if settings.live_write_behind_seconds > 0:
+            engine.features.start_writer(settings.live_write_behind_seconds)
         return engine
 
     def recover(self) -> int:
@@ -180,6 +197,9 @@ class RealtimeEngine:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="cxi-applier", daemon=True)
             self._thread.start()
+        if self._hook_thread is None:
+            self._hook_thread = threading.Thread(target=self._run_hooks, name="cxi-hooks", daemon=True)
+            self._hook_thread.start()
 
     def close(self) -> None:
         with self._cond:
@@ -187,7 +207,12 @@ class RealtimeEngine:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        with self._hook_cond:
+            self._hook_cond.notify_all()
+        if self._hook_thread is not None:
+            self._hook_thread.join(timeout=30)
         self.features.stop_sweeper()
+        self.features.stop_writer()
         with self.state_lock:
             self.identity.write_audit(self.ws)
         if self.segments is not None:
@@ -219,7 +244,7 @@ class RealtimeEngine:
             self._pending.append((accepted, received))
             self._pending_rows += accepted.num_rows
             self._cond.notify_all()
-            if wait == "visible":
+            if wait != "durable":
                 deadline = time.monotonic() + self.visible_timeout
                 while self._applied_seq < last and self._error is None:
                     left = deadline - time.monotonic()
@@ -230,6 +255,13 @@ class RealtimeEngine:
                         )
                     self._cond.wait(left)
         self._raise_if_failed()
+        if wait == "settled":
+            with self._hook_cond:
+                while self.hooks and self._hooked_seq < last:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise NotVisibleError(f"segments not settled within {self.visible_timeout:.0f}s")
+                    self._hook_cond.wait(left)
         return result
 
     @property
@@ -281,6 +313,7 @@ class RealtimeEngine:
             update = self.identity.observe(events)
             now = self.clock()
             customers = self.features.update(events, update.customer_ids, update.relabel, now)
+            frame = self.features.last_written
             if update.moved:  # a guard split a profile: past events change hands
                 moved = self.features.assign(list(update.moved), list(update.moved.values()), now)
                 customers = sorted({*customers, *moved})
@@ -292,11 +325,51 @@ class RealtimeEngine:
                 customers=customers,
                 applied_at=now,
                 seconds=time.perf_counter() - started,
+                features=frame,
+                last_seq=int(pc.max(events.column("seq")).as_py()) if "seq" in events.column_names else 0,
             )
-            for hook in self.hooks:
-                hook(batch)
         self.stats.record(batch, received)
+        if self.hooks:
+            with self._hook_cond:
+                self._hooked.append(batch)
+                self._hook_cond.notify_all()
         return batch
+
+    # --- the hooks' thread -----------------------------------------------------------------------------------
+    def _run_hooks(self) -> None:
+        while True:
+            with self._hook_cond:
+                while not self._hooked and not self._stop:
+                    self._hook_cond.wait()
+                if not self._hooked and self._stop and (self._thread is None or not self._thread.is_alive()):
+                    return
+                batches, self._hooked = self._hooked, []
+            if batches:
+                for hook in self.hooks:
+                    try:
+                        hook(batches)
+                    except Exception:  # derived state for activation; ingestion and scores go on
+                        self.stats.hook_errors += 1
+                        log.exception("real-time hook %r failed on %d batches", hook, len(batches))
+                self.stats.hook_runs += 1
+            with self._hook_cond:
+                self._hooked_seq = max([self._hooked_seq, *(b.last_seq for b in batches)])
+                self._hook_cond.notify_all()
+            if not batches:
+                time.sleep(0.01)  # stopping: the applier is finishing its last batch
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until the hooks have seen every event applied so far (segments and webhooks are settled);
+        False when `timeout` passed first."""
+        target = self._applied_seq
+        deadline = time.monotonic() + timeout
+        with self._hook_cond:
+            while self.hooks and self._hooked_seq < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._hook_cond.wait(left)
+        return True
 
     def identity_audit_due(self) -> bool:
         """Merge audit rows are appended to the workspace at most every AUDIT_SECONDS (one part per write)."""

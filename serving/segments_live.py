@@ -1,15 +1,18 @@
 """Real-time segment entry/exit: the engine hook that re-evaluates the customers each micro-batch touched.
 
-Per applied batch (`serving.realtime.AppliedBatch`): consent statements join the consent state, merges move
-consent to the survivor (most restrictive wins) and make the absorbed profile exit, and every touched customer
-is scored by the registered champions on the features just computed (the same numbers the online store got)
-and re-evaluated against the segment definitions with the latest build's frozen thresholds. Entry/exit events
-go to the webhook outbox (`activation`), which never blocks the engine: delivery runs on its own thread.
+Called on the engine's hooks thread with every batch applied since the last call (`serving.realtime`). Per
+batch, in log order: consent statements join the consent state, merges move consent to the survivor (most
+restrictive wins) and make the absorbed profile exit. Then, once for the run, every customer the batches
+touched (and still live) is scored by the registered champions on the features the applier computed (the
+same numbers the online store got) and re-evaluated against the segment definitions with the latest build's
+frozen thresholds. Entry/exit events go to the webhook outbox (`activation`), which never blocks the engine:
+delivery runs on its own thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -40,6 +43,7 @@ class SegmentHook:
         self.champions = champions
         self.activation = activation
         self.delivered = 0
+        self.lock = threading.Lock()  # the segment and consent state: this hook vs the deliverer's threads
 
     @classmethod
     def open(cls, settings: Settings, engine: RealtimeEngine) -> SegmentHook:
@@ -52,38 +56,58 @@ class SegmentHook:
         registry = Registry(settings)
         champions = {m: registry.champion(m) for m in MODELS if registry.champion_version(m) is not None}
 
+        hook: SegmentHook | None = None
+
         def consent(customer_ids: Any, purpose: Any) -> set[str]:
-            # the deliverer's threads read the consent state the applier writes: same lock
-            with engine.state_lock:
+            # the deliverer's threads read the consent state this hook writes: its lock
+            assert hook is not None
+            with hook.lock:
                 return segments.consenting(list(customer_ids), purpose)
 
         activation = Activation.from_settings(settings, consent=consent)
+        hook = cls(engine, segments, champions, activation)
         activation.start()
-        return cls(engine, segments, champions, activation)
+        return hook
 
-    def scores(self, customers: list[str], at: pd.Timestamp) -> pd.DataFrame:
-        """customer_id + every feature at ``at`` + each champion's score column."""
+    def scores(self, customers: list[str], at: pd.Timestamp, computed: pd.DataFrame | None) -> pd.DataFrame:
+        """customer_id + every feature + each champion's score column: the rows the applier `computed`
+        (latest per customer), the others computed at ``at``."""
         from training.scoring import SCORE_COLUMNS
 
-        written = self.engine.features.last_written
-        if written is not None and set(customers) <= set(written["customer_id"]):
-            # the frame `update` just computed at this batch's instant: no second feature query
-            frame = written[written["customer_id"].isin(customers)].reset_index(drop=True)
-        else:
-            frame = self.engine.features.compute(customers, at.to_pydatetime())
+        parts = []
+        if computed is not None:
+            parts.append(computed[computed["customer_id"].isin(customers)])
+        missing = [c for c in customers if not parts or c not in set(parts[0]["customer_id"])]
+        if missing:
+            parts.append(self.engine.features.compute(missing, at.to_pydatetime()))
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
         for name, champ in self.champions.items():
             X = frame[champ.feature_names].apply(pd.to_numeric, errors="coerce").astype("float64")
             frame[SCORE_COLUMNS[name]] = champ.predict(X)
         return frame
 
-    def __call__(self, batch: AppliedBatch) -> None:
-        at = pd.Timestamp(batch.applied_at)
-        self.segments.observe(batch.events, batch.update.customer_ids)
+    def __call__(self, batches: list[AppliedBatch]) -> None:
         changes: list[pd.DataFrame] = []
-        if batch.update.relabel:
-            changes.append(self.segments.relabel(batch.update.relabel, at=at.to_pydatetime()))
-        if batch.customers:
-            changes.append(self.segments.evaluate(self.scores(batch.customers, at), at=at.to_pydatetime()))
+        with self.lock:
+            customers: dict[str, None] = {}
+            for batch in batches:
+                at = batch.applied_at
+                self.segments.observe(batch.events, batch.update.customer_ids)
+                if batch.update.relabel:  # the absorbed profiles exit now; they are not evaluated again
+                    changes.append(self.segments.relabel(batch.update.relabel, at=at))
+                    for absorbed in batch.update.relabel:
+                        customers.pop(absorbed, None)
+                customers.update(dict.fromkeys(batch.customers))
+            if customers:
+                last = pd.Timestamp(batches[-1].applied_at)
+                frames = [b.features for b in batches if b.features is not None and len(b.features)]
+                computed = (
+                    pd.concat(frames, ignore_index=True).drop_duplicates("customer_id", keep="last")
+                    if frames
+                    else None
+                )
+                scored = self.scores(list(customers), last, computed)
+                changes.append(self.segments.evaluate(scored, at=last.to_pydatetime()))
         changes = [c for c in changes if c is not None and len(c)]
         if changes and self.activation is not None:
             self.delivered += self.activation.enqueue(pd.concat(changes, ignore_index=True))

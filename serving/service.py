@@ -138,8 +138,10 @@ class CXIService:
     async def events(
         self,
         request: Request,
-        wait: Literal["visible", "durable"] = Query(
-            "visible", description="visible: answer once scores reflect the events; durable: once logged."
+        wait: Literal["visible", "durable", "settled"] = Query(
+            "visible",
+            description="visible: answer once scores reflect the events; durable: once logged; settled: "
+            "once segments (and webhook outboxes) reflect them too.",
         ),
     ) -> JSONResponse:
         """Ingest one event, a JSON array of events, or NDJSON (content-type application/x-ndjson)."""
@@ -154,7 +156,7 @@ class CXIService:
             records = parse_body(await request.body(), request.headers.get("content-type"))
         except ContractError as exc:
             return JSONResponse(error_body(str(exc)), status_code=422)
-        visible = wait == "visible"
+        visible = wait != "durable"
         try:
             result = await run_in_threadpool(engine.submit, records, wait)
         except Overloaded as exc:

@@ -83,12 +83,19 @@ event = st.fixed_dictionaries(
         st.sampled_from(["anon1", "anon2"]), st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 4))
     ),
     st.integers(0, 2 * 24 * 60),
+    st.booleans(),
 )
 def test_streamed_online_features_equal_batch_features(
-    repo, raw: list[dict], cuts: list[int], merges: dict[str, tuple[str, int]], later_minutes: int
+    repo,
+    raw: list[dict],
+    cuts: list[int],
+    merges: dict[str, tuple[str, int]],
+    later_minutes: int,
+    behind: bool,
 ) -> None:
     """Any log, streamed in micro-batches (with anonymous profiles merged on the way), read at any instant,
-    gives the batch function's numbers from the whole log at that instant, for every feature of both views."""
+    gives the batch function's numbers from the whole log at that instant, for every feature of both views;
+    with the online writes behind (never flushed until the end) as with them at once."""
     run = f"p{next(_run)}-"
     log = [
         {
@@ -105,6 +112,8 @@ def test_streamed_online_features_equal_batch_features(
     bounds = sorted({0, len(log), *(c for c in cuts if c < len(log))})
     batches = [log[i:j] for i, j in itertools.pairwise(bounds)]
     state = LiveFeatures(repo)  # default max_age: reads serve stored rows until their short windows run out
+    if behind:
+        state.start_writer(3600.0)  # the thread never writes during the test: reads see waiting rows
     owner = {r["event_id"]: r["who"] for r in log}
     now = T0
     for k, batch in enumerate(batches):
@@ -119,6 +128,8 @@ def test_streamed_online_features_equal_batch_features(
     check_reads(state, log, owner, customers, now)  # rows written by earlier batches are served as stored
     later = now + timedelta(minutes=later_minutes, seconds=2)
     state.sweep(later)
+    state.stop_writer()  # writes what waits (nothing when the writes were not behind)
+    assert state.writer.unwritten == 0
     # the sweep alone (no read) expired every short window in the store
     want = batch_features(log, owner, customers, later)
     stored = repo.online(customers, "live_v1")
@@ -362,3 +373,25 @@ def test_bad_input_names_the_field(repo) -> None:
         state.update(rows, pa.array(["a"]), {}, datetime(2025, 1, 1))
     with pytest.raises(ContractError, match=r"events\.type"):
         state.update(rows.drop_columns(["type"]), pa.array(["a"]), {}, T0)
+
+
+def test_writes_behind_serve_the_waiting_row_and_flush_the_latest(repo) -> None:
+    state = LiveFeatures(repo)
+    state.start_writer(3600.0)
+    t = T0 + timedelta(days=40)
+    first = [{"event_id": "wb1", "occurred_at": t, "type": "add_to_cart", "category": "hats", "quantity": 2}]
+    state.update(events_table(first), pa.array(["wb-1"]), {}, t)
+    assert state.writer.unwritten == 1
+    assert repo.online(["wb-1"], "live_v1").cart_items.isna().all()  # not in the store yet
+    assert state.read(["wb-1"], t, "live_v1").cart_items.tolist() == [2]  # but served
+    later = t + timedelta(minutes=1)
+    second = [{"event_id": "wb2", "occurred_at": later, "type": "add_to_cart", "category": "bags"}]
+    state.update(events_table(second), pa.array(["wb-1"]), {}, later)
+    assert state.writer.unwritten == 1  # the newer row replaced the waiting one
+    assert state.writer.flush() == 1 and state.writer.unwritten == 0
+    stored = repo.online(["wb-1"], "live_v1").iloc[0]
+    assert (stored.cart_items, stored.last_category) == (3, "bags")
+    assert stored.features_as_of == pd.Timestamp(later)
+    state.stop_writer()
+    state.update(events_table([{**second[0], "event_id": "wb3"}]), pa.array(["wb-1"]), {}, later)
+    assert state.writer.unwritten == 0 and repo.online(["wb-1"], "live_v1").cart_items.tolist() == [4]

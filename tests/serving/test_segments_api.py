@@ -83,7 +83,7 @@ def env(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
 
 
 def _post(url: str, events: list[dict]) -> None:
-    r = httpx.post(f"{url}/v1/events", json=events, timeout=60)
+    r = httpx.post(f"{url}/v1/events", json=events, params={"wait": "settled"}, timeout=60)
     assert r.status_code == 200, r.text
     assert not r.json()["rejected"], r.json()
 
