@@ -11,7 +11,9 @@ One run, one machine, against a baseline measured in the same run:
 * **max sustained ingestion**: rising rates with ``wait=durable`` (fsync'ed, batches of ``--ingest-batch``);
   the highest rate whose achieved throughput is >= 95% of target with p99 ack < 100 ms.
 
-    .venv/bin/python -m benchmarks.realtime --customers 2000 --days 30 --rate 1000 --seconds 60
+    .venv/bin/python -m benchmarks.realtime --customers 2000 --days 60 --rate 1000 --seconds 60
+
+``--workspace DIR`` keeps the built workspace in DIR and reuses it on the next run (the build takes minutes).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def build_workspace(root: Path, customers: int, days: int, seed: int) -> Setting
     from cxi.pipeline import run_chain
 
     settings = Settings(workspace=root / "ws", mlflow_dir=root / "mlflow", churn_horizon_days=14)
+    if Workspace(root / "ws").exists("events"):
+        console.log(f"workspace: reusing {root}")
+        return settings
     t0 = time.perf_counter()
     run_chain(settings, customers=customers, days=days, seed=seed)
     console.log(f"workspace: {customers} customers x {days} days built in {time.perf_counter() - t0:.0f}s")
@@ -216,7 +221,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--workspace", type=Path, default=None, help="Keep (and reuse) the workspace here.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rate", type=float, default=1000.0, help="Events/s for the visibility test.")
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -228,7 +234,8 @@ def main() -> None:
 
     from serving import server
 
-    root = Path(tempfile.mkdtemp(prefix="cxi-bench-realtime-"))
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="cxi-bench-realtime-"))
+    root.mkdir(parents=True, exist_ok=True)
     settings = build_workspace(root, args.customers, args.days, args.seed)
     ws = Workspace(settings.workspace)
     users = known_users(ws, 500)
@@ -298,7 +305,8 @@ def main() -> None:
     console.print(table)
     console.print(f"max sustained ingestion with p99 ack < 100 ms: [bold]{best:.0f} events/s[/bold]")
     console.print("targets: p99 event->visible score <= 50 ms at 1,000 events/s; >= 2,000 events/s sustained")
-    shutil.rmtree(root, ignore_errors=True)
+    if args.workspace is None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the live sweeper expires short windows and refreshes old rows."
     )
     live_write_behind_seconds: float = Field(
-        0.25,
+        1.0,
         ge=0,
         description="The real-time engine writes recomputed rows to the Feast online store this often, in "
         "bulk (latest row per customer); reads serve rows not yet written from memory. 0: write at once.",

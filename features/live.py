@@ -151,7 +151,9 @@ class LiveFeatures:
         self._sweeper: tuple[threading.Thread, threading.Event] | None = None
         self._sweeping = threading.Lock()
         self.writer = OnlineWriter(repo, self._lock)  # online writes: at once, or behind (`start_writer`)
-        self._con = _connect()  # the live path's (under the lock)
+        self._con = _connect()  # reads' (under the lock)
+        self._update_con = _connect()  # updates' (under `_updating`, outside the lock)
+        self._updating = threading.RLock()  # one update at a time; readers are not blocked by its query
         self._sweep_con: duckdb.DuckDBPyConnection | None = None  # the sweeper's (outside the lock)
         if history is not None and history.num_rows:
             if JOIN_KEY not in history.column_names:
@@ -237,7 +239,7 @@ class LiveFeatures:
             )
         if customer_ids.null_count:
             raise ContractError("customer_ids", "must not hold nulls", customer_ids.null_count)
-        with self._lock:
+        with self._updating, self._lock:
             final = _resolve(relabel)
             moved = self._relabel(final)
             ids = (
@@ -250,8 +252,8 @@ class LiveFeatures:
             for customer, part in _split(_rows(events), ids).items():
                 self._append(customer, part, dedupe=True)
             touched = list(dict.fromkeys([*pc.unique(ids).to_pylist(), *sorted(moved)]))
-            self.last_written = self._write(touched, now)
-            return touched
+        self.last_written = self._write(touched, now)
+        return touched
 
     def assign(self, event_ids: list[str], customer_ids: list[str], now: datetime) -> list[str]:
         """Move events to other customers (an unmerge), recompute old and new owners at `now`, write them."""
@@ -263,7 +265,7 @@ class LiveFeatures:
         target = dict(zip(event_ids, customer_ids, strict=True))
         if not target:
             return []
-        with self._lock:
+        with self._updating, self._lock:
             owners = self._owners(pa.array(list(target), pa.string()))
             parts = {c: self._events[c] for c in owners}
             masks = {
@@ -285,8 +287,8 @@ class LiveFeatures:
             for customer, part in _split(moving, new_ids).items():
                 self._append(customer, part, dedupe=False)
             touched = list(dict.fromkeys([*owners, *dict.fromkeys(customer_ids)]))
-            self._write(touched, now)
-            return touched
+        self._write(touched, now)
+        return touched
 
     def _owners(self, event_ids: pa.Array) -> list[str]:
         """Customers holding any of `event_ids`: one vectorised membership test over every slice."""
@@ -355,14 +357,20 @@ class LiveFeatures:
         self._schedule.record(held, at_us, self._changes(held, np.full(len(held), at_us, np.int64)))
 
     def _write(self, customer_ids: list[str], now: datetime) -> pd.DataFrame | None:
+        """Recompute `customer_ids` at `now` and emit the rows. The events are taken under the lock (the held
+        tables are immutable), the query runs outside it on the updates' own connection so readers go on,
+        and the rows are emitted under it; one update at a time (`update`, `assign`)."""
         if not customer_ids:
             return None
         at = _utc(now)
         ids = list(dict.fromkeys(customer_ids))
-        body, owner = self._gather(ids)
-        frame = self._run(ids, body, owner, at)
-        self.writer.emit(frame, now)
-        self._record(ids, at)
+        with self._updating:
+            with self._lock:
+                body, owner = self._gather(ids)
+            frame = self._run(ids, body, owner, at, self._update_con)
+            with self._lock:
+                self.writer.emit(frame, now)
+                self._record(ids, at)
         return frame
 
     # --- reads ---

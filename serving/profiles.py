@@ -59,8 +59,7 @@ def build_profile(
     recent_events = [ProfileEvent(**_clean(row)) for row in newest.to_dict("records")]
 
     # exact at this instant, both feature services at once (one computation with the batch function)
-    with engine.state_lock:
-        frame = engine.features.compute([canonical], now)
+    frame = engine.features.compute([canonical], now)
     row = frame.iloc[0].to_dict() if len(frame) else {}
     for col in ("customer_id", "as_of", "event_timestamp", "snapshot_at"):
         row.pop(col, None)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -122,7 +122,7 @@ class RealtimeEngine:
         self._pending_rows = 0
         self._cond = threading.Condition()
         self._applied_seq = 0
-        self.state_lock = threading.RLock()  # readers of identity/features vs the applier
+        self.state_lock = threading.RLock()  # live identity: readers vs the applier's `observe`
         self._error: BaseException | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -131,6 +131,8 @@ class RealtimeEngine:
         self._hooked_seq = 0  # the hooks have seen every batch up to this seq
         self._hook_cond = threading.Condition()
         self._hook_thread: threading.Thread | None = None
+        self._waiters: list[tuple[int, Wait, Any, Any]] = []  # `until` futures: (seq, wait, loop, future)
+        self._waiters_lock = threading.Lock()
 
     # --- life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -244,25 +246,63 @@ class RealtimeEngine:
             self._pending.append((accepted, received))
             self._pending_rows += accepted.num_rows
             self._cond.notify_all()
-            if wait != "durable":
-                deadline = time.monotonic() + self.visible_timeout
-                while self._applied_seq < last and self._error is None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise NotVisibleError(
-                            f"events logged (up to seq {last}) but not applied within "
-                            f"{self.visible_timeout:.0f}s; they will be"
-                        )
-                    self._cond.wait(left)
-        self._raise_if_failed()
-        if wait == "settled":
-            with self._hook_cond:
-                while self.hooks and self._hooked_seq < last:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise NotVisibleError(f"segments not settled within {self.visible_timeout:.0f}s")
-                    self._hook_cond.wait(left)
+        if wait != "durable":
+            self.wait_until(last, wait)
         return result
+
+    def reached(self, seq: int, wait: Wait) -> bool:
+        """Whether events up to `seq` are applied (visible) or also seen by the hooks (settled)."""
+        if wait == "durable":
+            return True
+        if self._applied_seq < seq:
+            return False
+        return wait == "visible" or not self.hooks or self._hooked_seq >= seq
+
+    def wait_until(self, seq: int, wait: Wait = "visible") -> None:
+        """Block until `reached(seq, wait)`; `NotVisibleError` after `visible_timeout` (the events stay)."""
+        deadline = time.monotonic() + self.visible_timeout
+        for cond in (self._cond, self._hook_cond):
+            with cond:
+                while not self.reached(seq, wait) and self._error is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise NotVisibleError(self._late(seq, wait))
+                    cond.wait(min(left, 0.05))
+        self._raise_if_failed()
+
+    async def until(self, seq: int, wait: Wait = "visible") -> None:
+        """`wait_until` for an event loop: the request waits as a future, not on a worker thread, so requests
+        waiting for visibility never exhaust the server's thread pool."""
+        import asyncio
+
+        if self.reached(seq, wait):
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._waiters_lock:
+            self._waiters.append((seq, wait, loop, future))
+        self._wake()  # reached between the check and the registration
+        try:
+            await asyncio.wait_for(future, self.visible_timeout)
+        except TimeoutError:
+            raise NotVisibleError(self._late(seq, wait)) from None
+        self._raise_if_failed()
+
+    def _wake(self) -> None:
+        """Resolve the futures of `until` whose events are now reached (or every one when the applier failed)."""
+        with self._waiters_lock:
+            if not self._waiters:
+                return
+            done = [w for w in self._waiters if self._error is not None or self.reached(w[0], w[1])]
+            self._waiters = [w for w in self._waiters if w not in done]
+        for _, _, loop, future in done:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    def _late(self, seq: int, wait: Wait) -> str:
+        what = "applied" if wait == "visible" else "seen by segments"
+        return (
+            f"events logged (up to seq {seq}) but not {what} within {self.visible_timeout:.0f}s; they will be"
+        )
 
     @property
     def applied_seq(self) -> int:
@@ -301,33 +341,35 @@ class RealtimeEngine:
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()
+                self._wake()
                 return
             with self._cond:
                 self._pending_rows -= events.num_rows
                 self._applied_seq = max(self._applied_seq, int(pc.max(events.column("seq")).as_py()))
                 self._cond.notify_all()
+            self._wake()
 
     def _apply(self, events: pa.Table, received: datetime | None) -> AppliedBatch:
         started = time.perf_counter()
-        with self.state_lock:
+        with self.state_lock:  # identity only: features have their own lock, held briefly
             update = self.identity.observe(events)
-            now = self.clock()
-            customers = self.features.update(events, update.customer_ids, update.relabel, now)
-            frame = self.features.last_written
-            if update.moved:  # a guard split a profile: past events change hands
-                moved = self.features.assign(list(update.moved), list(update.moved.values()), now)
-                customers = sorted({*customers, *moved})
             if self.identity_audit_due():
                 self.identity.write_audit(self.ws)
-            batch = AppliedBatch(
-                events=events,
-                update=update,
-                customers=customers,
-                applied_at=now,
-                seconds=time.perf_counter() - started,
-                features=frame,
-                last_seq=int(pc.max(events.column("seq")).as_py()) if "seq" in events.column_names else 0,
-            )
+        now = self.clock()
+        customers = self.features.update(events, update.customer_ids, update.relabel, now)
+        frame = self.features.last_written
+        if update.moved:  # a guard split a profile: past events change hands
+            moved = self.features.assign(list(update.moved), list(update.moved.values()), now)
+            customers = sorted({*customers, *moved})
+        batch = AppliedBatch(
+            events=events,
+            update=update,
+            customers=customers,
+            applied_at=now,
+            seconds=time.perf_counter() - started,
+            features=frame,
+            last_seq=int(pc.max(events.column("seq")).as_py()) if "seq" in events.column_names else 0,
+        )
         self.stats.record(batch, received)
         if self.hooks:
             with self._hook_cond:
@@ -355,21 +397,9 @@ class RealtimeEngine:
             with self._hook_cond:
                 self._hooked_seq = max([self._hooked_seq, *(b.last_seq for b in batches)])
                 self._hook_cond.notify_all()
+            self._wake()
             if not batches:
                 time.sleep(0.01)  # stopping: the applier is finishing its last batch
-
-    def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until the hooks have seen every event applied so far (segments and webhooks are settled);
-        False when `timeout` passed first."""
-        target = self._applied_seq
-        deadline = time.monotonic() + timeout
-        with self._hook_cond:
-            while self.hooks and self._hooked_seq < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._hook_cond.wait(left)
-        return True
 
     def identity_audit_due(self) -> bool:
         """Merge audit rows are appended to the workspace at most every AUDIT_SECONDS (one part per write)."""
@@ -395,7 +425,12 @@ class RealtimeEngine:
         now = self.clock()
         with self.state_lock:
             ids = [self.identity.canonical_id(c) for c in customer_ids]
-            frame = self.features.read(ids, now, service)
+        frame = self.features.read(ids, now, service)
         if AS_OF_COLUMN not in frame.columns and TIMESTAMP_FIELD in frame.columns:
             frame[AS_OF_COLUMN] = frame[TIMESTAMP_FIELD]
         return frame
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -158,7 +158,9 @@ class CXIService:
             return JSONResponse(error_body(str(exc)), status_code=422)
         visible = wait != "durable"
         try:
-            result = await run_in_threadpool(engine.submit, records, wait)
+            result = await run_in_threadpool(engine.submit, records, "durable")
+            if result.accepted.num_rows:  # wait as a future: waiting requests hold no worker thread
+                await engine.until(int(result.accepted.column("seq")[-1].as_py()), wait)
         except Overloaded as exc:
             return JSONResponse(
                 error_body(f"overloaded: {exc}"),
