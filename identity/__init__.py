@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from contract.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "MatchConfig": "identity.config",
     "StitchConfig": "identity.config",
     "IdentityError": "identity.errors",
     "IdentityIndex": "identity.index",
@@ -31,7 +32,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
-    from identity.config import StitchConfig
+    from identity.config import MatchConfig, StitchConfig
     from identity.errors import IdentityError
     from identity.index import IdentityIndex
     from identity.resolved import attach_customer_ids, resolved_events

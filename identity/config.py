@@ -1,9 +1,11 @@
-"""Typed configuration of deterministic stitching: which values are junk, when an identifier is shared,
-and which identifiers of an unauthenticated event may be linked together."""
+"""Typed configuration of deterministic stitching (which values are junk, when an identifier is shared, which
+identifiers of an unauthenticated event may be linked together) and of the resolver's probabilistic matchers."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.normalize import JUNK_VALUES, normalize_email, normalize_phone, sha256_hex
 from contract.schemas import IDENTIFIER_TYPES
@@ -41,6 +43,16 @@ DEFAULT_JUNK_PHONES: tuple[str, ...] = (
 )
 
 
+def _check_pairs(name: str, v: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    for a, b in v:
+        for t in (a, b):
+            if t not in IDENTIFIER_TYPES or t == "user_id":
+                raise ValueError(f"{name}: {t!r} is not a non-user identifier type")
+        if a == b:
+            raise ValueError(f"{name}: a pair needs two different types (got {a!r} twice)")
+    return v
+
+
 class StitchConfig(BaseModel):
     """Guards of deterministic stitching (first cut). Defaults are generic, not tuned to any data set."""
 
@@ -74,7 +86,22 @@ class StitchConfig(BaseModel):
         (("anonymous_id", "device_id"),),
         description=(
             "Identifier pairs linked whenever they co-occur in one event, even without a user_id. Default: a "
-            "cookie lives on one device, so anonymous_id <-> device_id is safe; emails or phones are not."
+            "cookie lives on one device, so anonymous_id <-> device_id is safe; emails and phones are linked "
+            "only under the guard of guarded_links."
+        ),
+    )
+    guarded_links: tuple[tuple[str, str], ...] = Field(
+        (
+            ("anonymous_id", "email_sha256"),
+            ("device_id", "email_sha256"),
+            ("anonymous_id", "phone_sha256"),
+            ("device_id", "phone_sha256"),
+        ),
+        description=(
+            "(carrier, strong) identifier pairs linked when they co-occur in an event without a user_id (an "
+            "email click, a guest checkout), under a guard: only while the carrier has been seen with one "
+            "value of the strong type in all, and a carrier seen with more values of a strong type than "
+            "max_users allows counts as shared (links nobody), as for user_ids. Empty: off."
         ),
     )
 
@@ -124,16 +151,68 @@ class StitchConfig(BaseModel):
     @field_validator("unauthenticated_links")
     @classmethod
     def _links(cls, v: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        for a, b in v:
-            for t in (a, b):
-                if t not in IDENTIFIER_TYPES or t == "user_id":
-                    raise ValueError(f"unauthenticated_links: {t!r} is not a non-user identifier type")
-            if a == b:
-                raise ValueError(f"unauthenticated_links: a pair needs two different types (got {a!r} twice)")
+        return _check_pairs("unauthenticated_links", v)
+
+    @field_validator("guarded_links")
+    @classmethod
+    def _guarded(cls, v: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        _check_pairs("guarded_links", v)
+        carriers = {a for a, _ in v}
+        for _, b in v:
+            if b in carriers:
+                raise ValueError(f"guarded_links: {b!r} is a carrier and a strong type")
         return v
+
+    @model_validator(mode="after")
+    def _disjoint_links(self) -> StitchConfig:
+        pairs = {frozenset(p) for p in self.unauthenticated_links}
+        for p in self.guarded_links:
+            if frozenset(p) in pairs:
+                raise ValueError(f"guarded_links: {p} is also in unauthenticated_links")
+        return self
 
     def blocked_hashes(self) -> list[tuple[str, str]]:
         """(identifier_type, value) pairs of the junk emails' and phones' hashes."""
         emails = [("email_sha256", sha256_hex(normalize_email(e))) for e in self.junk_emails]
         phones = [("phone_sha256", sha256_hex(normalize_phone(p))) for p in self.junk_phones]
         return emails + phones
+
+
+class MatchConfig(BaseModel):
+    """Thresholds of the resolver's probabilistic matchers (`identity.probabilistic`). A link threshold is
+    chosen from held-out labelled pairs under a precision target (a false-merge budget), not fixed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision_target: float = Field(
+        0.99,
+        gt=0.0,
+        le=1.0,
+        description="Least precision, estimated on held-out labelled pairs, of the links a matcher makes.",
+    )
+    record_threshold: float | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "RecordMatcher link threshold; 'auto': the lowest calibrated probability whose held-out precision "
+            "meets precision_target (record_fallback when it cannot be estimated)."
+        ),
+    )
+    record_fallback: float = Field(
+        0.9, gt=0.0, lt=1.0, description="Conservative record threshold when 'auto' has no held-out estimate."
+    )
+    anonymous: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "AnonymousMatcher links: 'auto' only when its held-out precision at anonymous_threshold meets "
+            "precision_target (an optimistic bound for anonymous profiles, see AnonymousMatcher), 'on' always, "
+            "'off' never."
+        ),
+    )
+    anonymous_threshold: float = Field(0.8, gt=0.0, lt=1.0, description="AnonymousMatcher link threshold.")
+
+    @field_validator("record_threshold")
+    @classmethod
+    def _record_threshold(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0.0 < float(v) < 1.0:
+            raise ValueError(f"record_threshold: must lie strictly between 0 and 1 or be 'auto' (got {v})")
+        return v

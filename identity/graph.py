@@ -9,7 +9,7 @@ Nodes are (identifier_type, identifier_value) pairs; a customer record is the no
 * **record edges** — a record without a user_id links its identifiers to its own record node.
 * **pair edges** — in any event, the identifier pairs of `StitchConfig.unauthenticated_links` (by default
   anonymous_id <-> device_id: a first-party cookie lives on one device, so their co-occurrence is safe even
-  without a login; an email or phone seen in an anonymous event is not linked, it may be forwarded or shared).
+  without a login; an email or phone seen in an anonymous event is linked only as a guarded edge, below).
 
 Guards, applied before any merging and all written to the guard log:
 
@@ -24,6 +24,11 @@ Guards, applied before any merging and all written to the guard log:
   differ or are unknown: a family address on a partner's record) links no record that lacks a user_id: those
   record observations are dropped (a record naming a user_id keeps its user edge, which the contested guard
   settles), its event edges stay, and those records are left to the probabilistic matcher.
+
+* **guarded edges** — in an event without a user_id (an email click, a guest checkout), the (carrier, strong)
+  pairs of `StitchConfig.guarded_links` (a cookie or device with an email or phone), kept only while the
+  carrier has been seen (in any event) with a single value of that strong type; a carrier seen with more
+  values of a strong type than ``max_users`` allows is **shared** like one seen with too many user_ids.
 
 Extra edges (probabilistic links from `identity.match`) join as rule ``probabilistic`` between known, unguarded
 nodes. Every edge keeps its rule and ``first_ts`` (when its evidence first occurred), which as-of identity and
@@ -46,7 +51,7 @@ from identity.errors import IdentityError
 
 GUARD_LOG_SCHEMA = pa.schema(
     [
-        ("guard", pa.string()),  # junk | shared | contested | household | conflict_cut
+        ("guard", pa.string()),  # junk | shared | contested | household | conflict_cut | never_link
         ("identifier_type", pa.string()),
         ("identifier_value", pa.string()),
         ("detail", pa.string()),
@@ -207,9 +212,11 @@ def build_graph(
                row_number() OVER (PARTITION BY e.a ORDER BY e.n DESC, e.first_ts, e.user_node) = 1 AS dominant,
                coalesce(l.max_users, 9223372036854775807) AS max_users
         FROM _uedges e JOIN _nodes n ON n.node = e.a LEFT JOIN _limits l ON l.t = n.t""")
+    _guarded_stats(con, config)
     con.execute("""
         UPDATE _nodes SET guard = 'shared'
-        WHERE node IN (SELECT a FROM _ustats WHERE n_users > max_users)""")
+        WHERE node IN (SELECT a FROM _ustats WHERE n_users > max_users)
+           OR node IN (SELECT a FROM _gstats WHERE n_values > max_users)""")
     pair_sql = [
         f"SELECT x.node AS a, y.node AS b, 'pair' AS rule, x.ts FROM _cobs x JOIN _cobs y ON x.rid = y.rid "
         f"AND x.t = '{ta}' AND y.t = '{tb}'"
@@ -219,6 +226,8 @@ def build_graph(
         """SELECT o.node AS a, r.node AS b, 'record' AS rule, o.ts FROM _cobs o JOIN _cobs r ON o.rid = r.rid
            AND r.t = 'record' AND o.t <> 'record' WHERE o.rid NOT IN (SELECT rid FROM _cobs WHERE t = 'user_id')""",
         *pair_sql,
+        """SELECT g.a, g.b, 'guarded' AS rule, g.ts FROM _gobs g JOIN _gstats s ON s.a = g.a AND s.st = g.st
+           WHERE NOT g.auth AND s.n_values = 1""",
     ]
     extra = _extra_edges_table(extra_edges)
     con.register("_extra", extra)
@@ -281,6 +290,24 @@ def build_graph(
     return IdentityGraph(nodes, src, dst, is_user, user_of, first.to_numpy(), guard_log, edge_table)
 
 
+def _guarded_stats(con: duckdb.DuckDBPyConnection, config: StitchConfig) -> None:
+    """``_gobs``: per event, each (carrier, strong) pair of `StitchConfig.guarded_links` it holds (auth: with a
+    user_id); ``_gstats``: per carrier and strong type, the distinct strong values it was seen with."""
+    links = config.guarded_links
+    con.register("_glinks", pa.table({"ct": [a for a, _ in links], "st": [b for _, b in links]}))
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _gobs AS
+        SELECT x.node AS a, y.node AS b, y.t AS st, x.ts,
+               x.rid IN (SELECT rid FROM _cobs WHERE t = 'user_id') AS auth
+        FROM _cobs x JOIN _glinks g ON g.ct = x.t JOIN _cobs y ON y.rid = x.rid AND y.t = g.st
+        WHERE x.rid > 0""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _gstats AS
+        SELECT g.a, g.st, count(DISTINCT g.b) AS n_values,
+               coalesce(any_value(l.max_users), 9223372036854775807) AS max_users
+        FROM _gobs g JOIN _nodes n ON n.node = g.a LEFT JOIN _limits l ON l.t = n.t GROUP BY g.a, g.st""")
+
+
 def _extra_edges_table(extra: pa.Table | None) -> pa.Table:
     """Validate an extra-edge table (EXTRA_EDGES_SCHEMA): clear errors naming the column."""
     if extra is None:
@@ -318,6 +345,12 @@ def _guard_log(con: duckdb.DuckDBPyConnection, keep: bool = False) -> pa.Table:
         SELECT 'shared', n.t, n.v, n.node,
                'seen with ' || s.n_users || ' user_ids (max ' || s.max_users || '): links nobody'
         FROM _ustats s JOIN _nodes n ON n.node = s.a WHERE s.dominant AND s.n_users > s.max_users
+        UNION ALL
+        SELECT 'shared', n.t, n.v, n.node,
+               'seen with ' || s.n_values || ' ' || s.st || ' values (max ' || s.max_users || '): links nobody'
+        FROM _gstats s JOIN _nodes n ON n.node = s.a
+        WHERE s.n_values > s.max_users AND s.a NOT IN (SELECT a FROM _ustats WHERE n_users > max_users)
+        QUALIFY row_number() OVER (PARTITION BY s.a ORDER BY s.st) = 1
         UNION ALL
         SELECT 'contested', n.t, n.v, n.node,
                'seen with ' || s.n_users || ' user_ids: kept user_id ' || u.v || ' (' || s.n || ' events), dropped the others'

@@ -240,8 +240,16 @@ class LiveIdentity:
         dominant or the identifier shared; anything else only adds edges, so the raw components before the
         batch are needed (for the closure) only around these."""
         users = self.evidence.users
+        strong = self.evidence.strong
         out: set[Key] = set()
         for row in rows:
+            got = dict(row)
+            for ta, tb in self.config.guarded_links:  # a second strong value ends the carrier's guarded edges
+                a, b = got.get(ta), got.get(tb)
+                if a is not None and b is not None:
+                    seen = strong.get((ta, a), {}).get(tb)
+                    if seen and b not in seen:
+                        out.add((ta, a))
             if row and row[0][0] == "user_id":
                 u = row[0][1]
                 for k in row[1:]:
@@ -265,6 +273,11 @@ class LiveIdentity:
                 a, b = got.get(ta), got.get(tb)
                 if a is not None and b is not None and (ta, a) not in ev.junk and (tb, b) not in ev.junk:
                     ev.add_edge((ta, a), (tb, b), "pair", ts)
+            auth = user is not None and ("user_id", user) not in ev.junk
+            for ta, tb in self.config.guarded_links:
+                a, b = got.get(ta), got.get(tb)
+                if a is not None and b is not None and (ta, a) not in ev.junk and (tb, b) not in ev.junk:
+                    ev.add_strong_obs((ta, a), (tb, b), ts, auth)
 
     def _resolve(
         self, row: tuple[Key, ...], cust: dict[Key, str] | None = None, unlinking: set[Key] | None = None

@@ -3,7 +3,8 @@
 
 State is kept as raw evidence, not as decisions, so every guard can be re-decided exactly as a full batch
 run would: per identifier the events seen with each user_id (count, first time), the non-user edges (pair /
-record / probabilistic, with their first time) and each node's first sighting. Whether an identifier is
+record / probabilistic, with their first time), per carrier the strong values it was seen with and its guarded
+co-occurrences without a user_id (`StitchConfig.guarded_links`), and each node's first sighting. Whether an identifier is
 shared or contested, which user_id dominates it, and where the conflict and never-link cuts fall are derived
 from that evidence on demand. An edge's presence depends only on its two ends' evidence, so the nodes whose
 component can change are the batch's identifiers plus the raw components (before cuts) they touch, before
@@ -37,11 +38,14 @@ class Evidence:
     holders: dict[str, set[Key]] = field(default_factory=dict)  # user_id -> identifiers seen with it
     other: dict[Key, dict[Key, tuple[str, int]]] = field(default_factory=dict)  # symmetric: nbr -> (rule, ts)
     never: dict[Key, list[tuple[str, int]]] = field(default_factory=dict)  # node -> (constraint, side)
+    strong: dict[Key, dict[str, set[str]]] = field(default_factory=dict)  # carrier -> strong type -> values
+    guarded: dict[Key, dict[Key, int]] = field(default_factory=dict)  # symmetric: nbr -> first unauth ts
 
     def __post_init__(self) -> None:
         self._junk_values = frozenset(self.config.junk_values)
         self._blocked = frozenset(self.config.blocked_hashes())
         self._limits = dict(self.config.max_users)
+        self._carriers = {a for a, _ in self.config.guarded_links}
 
     # --- evidence ---
     def is_junk_value(self, key: Key) -> bool:
@@ -83,10 +87,40 @@ class Evidence:
                 rules = old[0] if rule in old[0].split(",") else ",".join(sorted({*old[0].split(","), rule}))
                 nbrs[y] = (rules, min(ts, old[1]))
 
+    def add_strong_obs(self, carrier: Key, strong: Key, ts: int, auth: bool) -> None:
+        """A guarded pair seen in one event: the strong value counts for the carrier; without a user_id
+        (``auth`` False) it is also a guarded edge (`identity.graph`)."""
+        self.strong.setdefault(carrier, {}).setdefault(strong[0], set()).add(strong[1])
+        if not auth:
+            for x, y in ((carrier, strong), (strong, carrier)):
+                nbrs = self.guarded.setdefault(x, {})
+                old = nbrs.get(y)
+                nbrs[y] = ts if old is None else min(old, ts)
+
     # --- guards, decided from the evidence ---
     def is_shared(self, key: Key) -> bool:
+        limit = self._limits.get(key[0], _NO_TIME)
         per = self.users.get(key)
-        return per is not None and len(per) > self._limits.get(key[0], _NO_TIME)
+        if per is not None and len(per) > limit:
+            return True
+        values = self.strong.get(key)
+        return values is not None and any(len(v) > limit for v in values.values())
+
+    def guarded_ok(self, a: Key, b: Key) -> bool:
+        """A guarded edge stands while its carrier has one value of the strong type and neither end is shared."""
+        carrier, strong = (a, b) if a[0] in self._carriers else (b, a)
+        return (
+            len(self.strong[carrier][strong[0]]) == 1
+            and not self.is_shared(carrier)
+            and not self.is_shared(strong)
+        )
+
+    def guarded_neighbours(self, key: Key) -> list[tuple[Key, int]]:
+        """Neighbours by guarded edges that stand, with the edges' first time."""
+        nbrs = self.guarded.get(key)
+        if not nbrs or key in self.junk:
+            return []
+        return [(b, ts) for b, ts in nbrs.items() if self.guarded_ok(key, b)]
 
     def is_unlinking(self, key: Key) -> bool:
         """Junk or shared: the identifier links nobody (`identity.resolved.UNLINKING_GUARDS`)."""
@@ -96,7 +130,7 @@ class Evidence:
         """The user_id an identifier keeps its edge to: the only one, or the dominant one when contested
         (most events, then earliest, then smallest id); None when it has none or is shared."""
         per = self.users.get(key)
-        if not per or len(per) > self._limits.get(key[0], _NO_TIME):
+        if not per or self.is_shared(key):
             return None
         if len(per) == 1:
             return next(iter(per))
@@ -116,6 +150,7 @@ class Evidence:
         nbrs = self.other.get(key)
         if nbrs and not self.is_shared(key):
             out.extend(b for b in nbrs if not self.is_shared(b))
+        out.extend(b for b, _ in self.guarded_neighbours(key))
         return out
 
     def closure(self, seeds: set[Key]) -> set[Key]:
@@ -191,6 +226,9 @@ class Subgraph:
                 for b, (rule, ts) in nbrs.items():
                     if not ev.is_shared(b) and index[b] > ia:  # a shared end is outside the closure
                         edges.append(Edge(a, b, rule, ts))
+            for b, ts in ev.guarded_neighbours(a):
+                if index[b] > index[a]:
+                    edges.append(Edge(a, b, "guarded", ts))
         n = len(nodes)
         raw = _components(n, index, edges)
         # conflict guard: in a component holding several user_ids, cut every non-user edge touching an

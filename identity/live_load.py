@@ -3,8 +3,8 @@
 The stitcher runs over the stored events and records with the stored map as prior (so the ids are the batch
 ids, and events imported since the last resolve are included) and leaves its working tables on the DuckDB
 connection (`identity.graph`: `_nodes`, `_ustats`, `_cobs`, `_extra`); the raw evidence the live path needs
-(first sightings, user observations per identifier, non-user edges before the shared guard drops them) is read
-from those in three queries.
+(first sightings, user observations per identifier, non-user edges before the shared guard drops them, the
+guarded (carrier, strong) co-occurrences of `_gobs`) is read from those in four queries.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def load_evidence(
                 WHERE x.guard IS DISTINCT FROM 'junk' AND y.guard IS DISTINCT FROM 'junk' AND x.node <> y.node)
             SELECT x.t AS at, x.v AS av, y.t AS bt, y.v AS bv, e.rule, coalesce(epoch_us(e.ts), {_MAX_US}) AS ts
             FROM e JOIN _nodes x ON x.node = e.a JOIN _nodes y ON y.node = e.b""").to_arrow_table()
+        guarded = con.sql(f"""
+            SELECT x.t AS at, x.v AS av, y.t AS bt, y.v AS bv, bool_and(g.auth) AS auth,
+                   coalesce(epoch_us(min(g.ts) FILTER (NOT g.auth)), {_MAX_US}) AS ts
+            FROM _gobs g JOIN _nodes x ON x.node = g.a JOIN _nodes y ON y.node = g.b
+            GROUP BY ALL""").to_arrow_table()
     keys = list(zip(nodes["t"].to_pylist(), nodes["v"].to_pylist(), strict=True))
     ev.first_seen.update(zip(keys, nodes["fs"].to_pylist(), strict=True))
     ev.junk.update(k for k, j in zip(keys, nodes["junk"].to_pylist(), strict=True) if j)
@@ -65,6 +70,8 @@ def load_evidence(
         ev.add_user_obs((t, v), u, ts, n)
     for at, av, bt, bv, rule, ts in zip(*(other[c].to_pylist() for c in other.column_names), strict=True):
         ev.add_edge((at, av), (bt, bv), rule, ts)
+    for at, av, bt, bv, auth, ts in zip(*(guarded[c].to_pylist() for c in guarded.column_names), strict=True):
+        ev.add_strong_obs((at, av), (bt, bv), ts, auth)
     m = result.identity_map
     mkeys = list(zip(m["identifier_type"].to_pylist(), m["identifier_value"].to_pylist(), strict=True))
     aliases = list(

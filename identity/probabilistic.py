@@ -9,12 +9,14 @@ columns) is skipped and the reason kept in ``notes``: resolution falls back to d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
 
 from contract.errors import ContractError
 from contract.workspace import Workspace
+from identity.config import MatchConfig
 from identity.graph import EXTRA_EDGE_COLUMNS
 
 
@@ -33,9 +35,20 @@ def empty_edges() -> pd.DataFrame:
 
 
 def anonymous_edges(
-    ws: Workspace, identity_map: pa.Table, guard_log: pa.Table, threshold: float = 0.8
+    ws: Workspace,
+    identity_map: pa.Table,
+    guard_log: pa.Table,
+    threshold: float = 0.8,
+    *,
+    mode: Literal["auto", "on", "off"] = "on",
+    precision_target: float = 0.99,
 ) -> tuple[pd.DataFrame, str]:
-    """AnonymousMatcher links of ``ws``'s events against a (deterministic) ``identity_map``; (edges, note)."""
+    """AnonymousMatcher links of ``ws``'s events against a (deterministic) ``identity_map``; (edges, note).
+
+    ``mode`` 'auto' keeps the links only when the matcher's held-out precision at ``threshold`` meets
+    ``precision_target``; 'off' skips the matcher."""
+    if mode == "off":
+        return empty_edges(), "anonymous matcher off"
     from identity.match.anonymous import AnonymousMatcher
 
     with ws.connect("events") as con:
@@ -47,6 +60,12 @@ def anonymous_edges(
             matcher = AnonymousMatcher(threshold=threshold).fit(con)
         except ContractError as exc:
             return empty_edges(), f"anonymous matcher skipped: {exc}"
+        precision, n_held = matcher.holdout_precision()
+        if mode == "auto" and not (n_held and precision >= precision_target):
+            return empty_edges(), (
+                f"anonymous matcher off: held-out precision {precision:.3f} over {n_held} pairs at p >= "
+                f"{threshold} is below the target {precision_target} (--anonymous on forces it)"
+            )
         edges = matcher.links(con)
     labels = matcher.n_labels_
     return edges, (
@@ -56,17 +75,25 @@ def anonymous_edges(
 
 
 def record_edges(
-    ws: Workspace, threshold: float = 0.5, *, require_labels: bool = True
+    ws: Workspace,
+    threshold: float | Literal["auto"] = "auto",
+    *,
+    require_labels: bool = True,
+    precision_target: float = 0.99,
+    fallback: float = 0.9,
 ) -> tuple[pd.DataFrame, str]:
     """RecordMatcher links between the workspace's records (pairs it linked that no shared user_id or
-    loyalty_id already settles); (edges, note). With ``require_labels`` it is skipped unless supervised."""
+    loyalty_id already settles); (edges, note). With ``require_labels`` it is skipped unless supervised.
+    ``threshold`` 'auto' is chosen on held-out labelled pairs under ``precision_target``."""
     if not ws.exists("records"):
         return empty_edges(), "record matcher skipped: no records"
     from identity.match import RecordMatcher
 
     # extra_ids become comparisons named "id:<key>", which LightGBM refuses as feature names: left out
     records = ws.read("records").to_pandas().drop(columns=["extra_ids"], errors="ignore")
-    matcher = RecordMatcher(threshold=threshold)
+    matcher = RecordMatcher(
+        threshold=threshold, precision_target=precision_target, fallback_threshold=fallback
+    )
     try:
         matcher.fit(records)
     except ContractError as exc:
@@ -97,7 +124,7 @@ def record_edges(
     return edges, (
         f"record matcher ({matcher.mode_}): trained on {labels['matches']} match / {labels['non_matches']} "
         f"non-match pairs (+{labels.get('household_non_matches', 0)} household non-matches), {len(edges)} "
-        f"links at p >= {threshold}"
+        f"links at {matcher.threshold_choice_}"
     )
 
 
@@ -105,13 +132,21 @@ def match_edges(
     ws: Workspace,
     identity_map: pa.Table,
     guard_log: pa.Table,
-    *,
-    anonymous_threshold: float = 0.8,
-    record_threshold: float = 0.5,
+    config: MatchConfig | None = None,
 ) -> MatchEdges:
     """Both matchers' edges for ``ws`` given its deterministic map; skipped matchers are explained in notes."""
-    anon, anon_note = anonymous_edges(ws, identity_map, guard_log, anonymous_threshold)
-    rec, rec_note = record_edges(ws, record_threshold)
+    cfg = config or MatchConfig()
+    anon, anon_note = anonymous_edges(
+        ws,
+        identity_map,
+        guard_log,
+        cfg.anonymous_threshold,
+        mode=cfg.anonymous,
+        precision_target=cfg.precision_target,
+    )
+    rec, rec_note = record_edges(
+        ws, cfg.record_threshold, precision_target=cfg.precision_target, fallback=cfg.record_fallback
+    )
     frames = [f for f in (anon, rec) if len(f)]
     edges = pd.concat(frames, ignore_index=True) if frames else empty_edges()
     return MatchEdges(edges[list(EXTRA_EDGE_COLUMNS)], (anon_note, rec_note), len(anon), len(rec))

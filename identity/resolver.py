@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from contract.errors import WorkspaceError
 from contract.workspace import Workspace
-from identity.config import StitchConfig
+from identity.config import MatchConfig, StitchConfig
 from identity.history import NEVER_LINK_SCHEMA, NEVER_LINK_TABLE, read_or_empty
 from identity.ids import PRIOR_COLUMNS
 from identity.resolved import MAP_TABLE
@@ -55,9 +55,12 @@ class ResolveReport:
 class IdentityResolver:
     """Resolve a workspace's identifiers into customer profiles."""
 
-    def __init__(self, workspace: Workspace, config: StitchConfig | None = None) -> None:
+    def __init__(
+        self, workspace: Workspace, config: StitchConfig | None = None, match: MatchConfig | None = None
+    ) -> None:
         self.workspace = workspace
         self.config = config or StitchConfig()
+        self.match = match or MatchConfig()
         self.stitch = Stitcher(self.config)
 
     def resolve(
@@ -73,7 +76,8 @@ class IdentityResolver:
         the stored probabilistic links; None keeps the stored ones. With ``probabilistic`` (off by default,
         so `cxi run` stays deterministic) the anonymous-profile and record matchers train on a deterministic
         pass held in memory and their links (probability + evidence, kept in `identity_edges`) replace the
-        stored ones, together with ``extra_edges``; a matcher that cannot train is skipped (see ``notes``).
+        stored ones, together with ``extra_edges``; a matcher that cannot train is skipped (see ``notes``). Their
+        thresholds and gates come from ``match`` (`MatchConfig`: held-out precision target).
         """
         ws = self.workspace
         if not ws.exists("events"):
@@ -101,7 +105,7 @@ class IdentityResolver:
         ws = self.workspace
         with ws.connect("events", "records") as con:
             base = self.stitch.run(con, prior=prior, extra_edges=None, never_link=never)
-        found = match_edges(ws, base.identity_map, base.guard_log)
+        found = match_edges(ws, base.identity_map, base.guard_log, self.match)
         tables = [pa.Table.from_pandas(found.edges, preserve_index=False).cast(EXTRA_EDGES_SCHEMA)]
         if extra_edges is not None:
             given = extra_edges if isinstance(extra_edges, pa.Table) else pa.Table.from_pandas(extra_edges)

@@ -38,18 +38,48 @@ def resolve(
         typer.Option(
             "--probabilistic/--no-probabilistic",
             help="Also link anonymous profiles and records with the trained matchers (each falls back to "
-            "deterministic, with the reason printed, when the data gives it too few labelled pairs). Off by "
-            "default until the record matcher stops linking household partners (over-merge 0.69% -> 1.70% "
-            "on the 20k simulation).",
+            "deterministic, with the reason printed, when the data gives it too few labelled pairs).",
         ),
     ] = False,
+    precision_target: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Least precision of the matchers' links, estimated on held-out labelled pairs: it sets the "
+            "record threshold ('auto') and gates the anonymous matcher ('auto').",
+        ),
+    ] = 0.99,
+    record_threshold: Annotated[
+        str,
+        typer.Option(
+            help="Record match probability to link at, or 'auto' (chosen under --precision-target)."
+        ),
+    ] = "auto",
+    anonymous: Annotated[
+        str,
+        typer.Option(
+            help="Anonymous-profile links: auto (only when they meet --precision-target), on or off."
+        ),
+    ] = "auto",
 ) -> None:
     """Stitch events and records into customer profiles; writes identity_map and identity_guard_log."""
+    from pydantic import ValidationError
+
     from contract.errors import CXIError
-    from identity import IdentityResolver
+    from identity import IdentityResolver, MatchConfig
 
     try:
-        report = IdentityResolver(_workspace(workspace)).resolve(probabilistic=probabilistic)
+        match = MatchConfig(
+            precision_target=precision_target,
+            record_threshold=record_threshold if record_threshold == "auto" else float(record_threshold),
+            anonymous=anonymous,  # type: ignore[arg-type]
+        )
+    except (ValueError, ValidationError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        report = IdentityResolver(_workspace(workspace), match=match).resolve(probabilistic=probabilistic)
     except CXIError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

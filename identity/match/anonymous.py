@@ -114,6 +114,17 @@ class AnonymousMatcher:
         self.n_candidates_ = len(frame)
         return self
 
+    def holdout_precision(self, threshold: float | None = None) -> tuple[float, int]:
+        """Share of matches among the held-out labelled pairs (never trained on) scoring at or above
+        ``threshold`` (default: the link threshold), and how many pairs that is. The labelled pairs are
+        fragments of known customers, so for anonymous-vs-known pairs this is an optimistic bound."""
+        if not hasattr(self, "model_"):
+            raise ContractError("AnonymousMatcher", "not fitted: call fit(con) first")
+        from identity.match.threshold import precision_at
+
+        t = self.threshold if threshold is None else threshold
+        return precision_at(self.model_.holdout_proba_, self.model_.holdout_labels_, t)
+
     def scores(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         """Scored candidate pairs of an anonymous fragment (side ``a``) and a known customer's (side ``b``)."""
         if not hasattr(self, "model_"):

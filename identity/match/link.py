@@ -5,6 +5,8 @@ pairs that deterministic identifiers settle (same user_id / loyalty_id: match; t
 non-match; in supervised training also household pairs, see `identity.match.household`) and fits either a
 calibrated LightGBM classifier on them (``supervised``) or a Fellegi–Sunter model by EM (``unsupervised``);
 ``auto`` picks supervised when both classes have ``min_labels`` pairs.
+``threshold="auto"`` links at the lowest probability whose precision on the supervised model's held-out
+labelled pairs meets ``precision_target`` (`identity.match.threshold`; unsupervised: ``fallback_threshold``).
 ``link(records)`` scores the candidate pairs, clusters them under the constraints and returns the clusters
 (record -> customer_id) and the scored pairs with per-comparison evidence; ``explain(pair)`` details one.
 """
@@ -26,6 +28,7 @@ from identity.match.fellegi_sunter import FellegiSunter
 from identity.match.household import household_negatives
 from identity.match.records import prepare
 from identity.match.supervised import SupervisedModel
+from identity.match.threshold import ThresholdChoice, precision_threshold
 
 Mode = Literal["auto", "supervised", "unsupervised"]
 MODES: tuple[str, ...] = ("auto", "supervised", "unsupervised")
@@ -56,8 +59,10 @@ class RecordMatcher:
     def __init__(
         self,
         mode: Mode = "auto",
-        threshold: float = 0.5,
+        threshold: float | Literal["auto"] = 0.5,
         *,
+        precision_target: float = 0.99,
+        fallback_threshold: float = 0.9,
         link_only: bool = False,
         blocking: list[BlockingRule] | None = None,
         comparisons: list[Comparison] | None = None,
@@ -75,12 +80,19 @@ class RecordMatcher:
     ) -> None:
         if mode not in MODES:
             raise ContractError("mode", f"must be one of {', '.join(MODES)}", mode)
-        if not 0.0 < threshold < 1.0:
-            raise ContractError("threshold", "must lie strictly between 0 and 1", threshold)
+        for name, value in (("threshold", threshold), ("fallback_threshold", fallback_threshold)):
+            if not (value == "auto" and name == "threshold") and not (
+                isinstance(value, int | float) and 0.0 < value < 1.0
+            ):
+                raise ContractError(name, "must lie strictly between 0 and 1 (or be 'auto')", value)
+        if not 0.0 < precision_target <= 1.0:
+            raise ContractError("precision_target", "must lie in (0, 1]", precision_target)
         if max_block_size < 2:
             raise ContractError("max_block_size", "must be at least 2", max_block_size)
         self.mode = mode
         self.threshold = threshold
+        self.precision_target = precision_target
+        self.fallback_threshold = fallback_threshold
         self.link_only = link_only
         self.blocking = blocking
         self.comparisons = comparisons
@@ -196,12 +208,34 @@ class RecordMatcher:
             )
             self.level_weights_ = self.model_
         self.mode_ = mode
+        self.threshold_choice_ = self._choose_threshold()
+        self.threshold_ = self.threshold_choice_.threshold
         self.comparisons_ = comps
         self.n_labels_ = {"matches": n_pos, "non_matches": n_neg, "household_non_matches": n_household}
         self._fitted = self._last = scored
         self._fit_records = records
         self._times["fit_s"] = time.perf_counter() - t0
         return self
+
+    def _choose_threshold(self) -> ThresholdChoice:
+        """A given threshold as is; ``auto``: chosen on the supervised model's held-out labelled pairs
+        (`identity.match.threshold`), else (unsupervised: no labels) the conservative fallback."""
+        if self.threshold != "auto":
+            return ThresholdChoice(float(self.threshold), float("nan"), float("nan"), 0, "given")
+        if isinstance(self.model_, SupervisedModel):
+            return precision_threshold(
+                self.model_.holdout_proba_,
+                self.model_.holdout_labels_,
+                self.precision_target,
+                fallback=self.fallback_threshold,
+            )
+        return ThresholdChoice(
+            self.fallback_threshold,
+            float("nan"),
+            float("nan"),
+            0,
+            "fallback: unsupervised, no held-out labels",
+        )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -270,7 +304,7 @@ class RecordMatcher:
         model_p = self._model_proba(compared)
         prob = np.where(scored.labels == 1, 1.0, np.where(scored.labels == 0, 0.0, model_p))
         group = pd.factorize(prep[self.constraint])[0] if self.constraint in prep else np.full(len(prep), -1)
-        cl = cluster_pairs(len(prep), cands.i, cands.j, prob, self.threshold, group)
+        cl = cluster_pairs(len(prep), cands.i, cands.j, prob, self.threshold_, group)
         cid = customer_ids(prep["source"].to_numpy(), prep["record_id"].to_numpy(), cl.labels)
         t1 = time.perf_counter()
         size = np.bincount(cl.labels)[cl.labels]
@@ -291,6 +325,8 @@ class RecordMatcher:
             "refused_pairs": cl.refused,
             "labelled_matches": self.n_labels_["matches"],
             "labelled_non_matches": self.n_labels_["non_matches"],
+            "threshold": self.threshold_,
+            "threshold_rule": str(self.threshold_choice_),
             "blocking": [s.__dict__ for s in cands.stats],
             **self._times,
             "cluster_s": t1 - t0,

@@ -41,7 +41,9 @@ def _split(y: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
 @dataclass
 class SupervisedModel:
     """LightGBM + calibration. Learned: ``booster_``, ``calibrator_``, ``feature_names_`` (human-readable;
-    the booster itself sees `booster_feature_names` of them)."""
+    the booster itself sees `booster_feature_names` of them), and the held-out calibration pairs' rows
+    (``holdout_index_``, positions in ``x``), labels (``holdout_labels_``) and calibrated probabilities
+    (``holdout_proba_``) from which a link threshold or a precision estimate can be read."""
 
     calibration: Literal["isotonic", "platt"] = "isotonic"
     holdout: float = 0.3
@@ -83,6 +85,9 @@ class SupervisedModel:
         self.feature_names_ = list(feature_names)
         raw = self.booster_.predict(x[calib], raw_score=True, num_threads=1)
         self.calibrator_ = self._calibrator(raw, y[calib])
+        self.holdout_index_ = calib
+        self.holdout_labels_ = y[calib]
+        self.holdout_proba_ = self._calibrated(raw)
         return self
 
     def _calibrator(self, raw: np.ndarray, y: np.ndarray) -> Any:
@@ -98,7 +103,9 @@ class SupervisedModel:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated match probability per pair."""
-        raw = self.booster_.predict(x, raw_score=True, num_threads=1)
+        return self._calibrated(self.booster_.predict(x, raw_score=True, num_threads=1))
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
         if self.calibration == "platt":
             return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
         return np.asarray(self.calibrator_.predict(raw), dtype=np.float64)

@@ -58,11 +58,21 @@ def reference(rows: list[dict[str, str]], max_users: int) -> set[frozenset[tuple
                 if t != "user_id" and (t, v) in ok:
                     s = stats.setdefault((t, v), {}).setdefault(r["user_id"], [0, minute])
                     s[0] += 1
+    strong: dict[
+        tuple[str, str], set[str]
+    ] = {}  # carrier -> emails seen with it (StitchConfig.guarded_links)
+    for r in rows:
+        for c in ("anonymous_id", "device_id"):
+            if (c, r.get(c)) in ok and ("email_sha256", r.get("email_sha256")) in ok:
+                strong.setdefault((c, r[c]), set()).add(r["email_sha256"])
+    for n, emails in strong.items():
+        if len(emails) > max_users:  # a carrier with too many emails is shared, as with too many user_ids
+            ok.discard(n)
     g = nx.Graph()
     g.add_nodes_from(nodes)
     user_of: dict[tuple[str, str], tuple[str, str]] = {}
     for n, users in stats.items():
-        if len(users) > max_users:
+        if len(users) > max_users or n not in ok:
             ok.discard(n)
             continue
         best = min(users, key=lambda u: (-users[u][0], users[u][1], u))
@@ -72,6 +82,11 @@ def reference(rows: list[dict[str, str]], max_users: int) -> set[frozenset[tuple
         a, d = ("anonymous_id", r.get("anonymous_id")), ("device_id", r.get("device_id"))
         if a in ok and d in ok:
             g.add_edge(a, d)
+        e = ("email_sha256", r.get("email_sha256"))
+        if ("user_id", r.get("user_id")) not in ok and e in ok:  # guarded: no login, one email per carrier
+            for c in (a, d):
+                if c in ok and len(strong[c]) == 1:
+                    g.add_edge(c, e)
     for comp in list(nx.connected_components(g)):
         if sum(t == "user_id" for t, _ in comp) > 1:
             for x, y in list(g.subgraph(comp).edges):

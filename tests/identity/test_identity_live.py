@@ -226,9 +226,11 @@ _EVENT = st.fixed_dictionaries(
         "user": st.one_of(st.none(), st.sampled_from(["u1", "u2", "u3", "u4", "null"])),
         "cookie": st.one_of(st.none(), st.sampled_from(["a1", "a2", "a3", "a4"])),
         "device": st.one_of(st.none(), st.sampled_from(["d1", "d2", "d3", "0"])),
+        # hashed emails, "null" junk: guarded edges from events without a user_id, strong-value counts
+        "email": st.one_of(st.none(), st.none(), st.sampled_from(["h1", "h2", "h3", "null"])),
         "minute": st.integers(0, 50),
     }
-).filter(lambda e: e["user"] or e["cookie"] or e["device"])
+).filter(lambda e: e["user"] or e["cookie"] or e["device"] or e["email"])
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -257,6 +259,16 @@ _EVENT = st.fixed_dictionaries(
     loaded=0,
     sizes=[1],
 )
+@example(  # a cookie's guarded email link that a second email, later in the stream, ends
+    evs=[
+        {"user": None, "cookie": "a1", "device": None, "email": "h1", "minute": 0},
+        {"user": "u1", "cookie": None, "device": None, "email": "h1", "minute": 1},
+        {"user": "u2", "cookie": "a1", "device": None, "email": None, "minute": 2},
+        {"user": None, "cookie": "a1", "device": "d1", "email": "h2", "minute": 3},
+    ],
+    loaded=1,
+    sizes=[1, 2],
+)
 def test_streaming_partitions_events_as_the_batch_resolver(
     evs: list[dict[str, Any]], loaded: int, sizes: list[int]
 ) -> None:
@@ -272,6 +284,8 @@ def test_streaming_partitions_events_as_the_batch_resolver(
             row["anonymous_id"] = e["cookie"]
         if e["device"]:
             row["device_id"] = e["device"]
+        if e.get("email"):
+            row["email_sha256"] = e["email"]
         rows.append(row)
     events = events_table(rows)
     loaded = min(loaded, events.num_rows)

@@ -77,6 +77,7 @@ def test_public_api_and_location() -> None:
         "IdentityError",
         "IdentityIndex",
         "IdentityResolver",
+        "MatchConfig",
         "ResolveReport",
         "StitchConfig",
         "Stitcher",
