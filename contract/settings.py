@@ -48,7 +48,11 @@ class Settings(BaseSettings):
         "bulk (latest row per customer); reads serve rows not yet written from memory. 0: write at once.",
     )
     live_sweep_max_customers: int = Field(
-        20_000, ge=1, description="Old rows refreshed per sweep at most (expired windows are always swept)."
+        1_000,
+        ge=1,
+        description="Old rows refreshed per sweep at most (expired windows are always swept): the refresh of "
+        "rows from the batch job after a start is spread over sweeps instead of competing with live updates "
+        "(reads are exact meanwhile).",
     )
 
     # --- churn definition ---

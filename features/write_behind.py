@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,9 @@ class OnlineWriter:
     `lock` is the owner's state lock: `emit` and `overlay` are called under it; `flush` takes it only to
     snapshot and to clear, never while writing."""
 
-    def __init__(self, repo: FeatureRepo, lock: threading.RLock) -> None:
+    def __init__(self, repo: FeatureRepo, lock: threading.RLock, chunk: int = 256) -> None:
         self.repo = repo
+        self.chunk = chunk
         self._lock = lock
         self._unwritten: dict[str, tuple[int, int]] = {}  # customer -> (frame key, row) of its waiting row
         self._frames: dict[int, tuple[pd.DataFrame, datetime]] = {}
@@ -103,28 +105,33 @@ class OnlineWriter:
         return frame
 
     def flush(self) -> int:
-        """Write every waiting row now (one call per view); returns how many.
+        """Write every waiting row now (one call per view per `chunk` rows); returns how many.
 
         A row replaced meanwhile by a newer one stays waiting (the newer one), so the store never ends older
-        than memory."""
+        than memory. Chunks keep one call short: the Feast write holds the interpreter most of its time, and
+        the live path shares it."""
         with self._flushing:
             with self._lock:
-                refs = dict(self._unwritten)
-                if not refs:
-                    return 0
-                rows, stamps = self._rows(refs)
-            for view in VIEWS:
-                self.repo.write_online(view, rows, stamps)
+                pending = list(self._unwritten.items())
+            for start in range(0, len(pending), self.chunk):
+                refs = dict(pending[start : start + self.chunk])
+                with self._lock:
+                    rows, stamps = self._rows(refs)
+                for view in VIEWS:
+                    self.repo.write_online(view, rows, stamps)
+                with self._lock:
+                    for c, ref in refs.items():
+                        if self._unwritten.get(c) == ref:
+                            del self._unwritten[c]
+                time.sleep(0)  # let a waiting thread in between chunks
             with self._lock:
-                for c, ref in refs.items():
-                    if self._unwritten.get(c) == ref:
-                        del self._unwritten[c]
                 live = {key for key, _ in self._unwritten.values()}
                 for key in [k for k in self._frames if k not in live]:
                     del self._frames[key]
-            self.flushes += 1
-            self.rows_written += len(refs)
-            return len(refs)
+            if pending:
+                self.flushes += 1
+                self.rows_written += len(pending)
+            return len(pending)
 
     def start(self, interval_s: float) -> None:
         """Write behind from a daemon thread every `interval_s`. A second call while running does nothing."""
