@@ -5,7 +5,8 @@ day's 23:59:59 UTC), so features count events <= T and labels events in (T, T + 
 
 * holdout: the latest T with T + H <= the end of the log (or ``as_of``);
 * training: T_h - H, then every ``step_days`` further back, so every training label window ends by T_h;
-* early stopping on a customer-grouped validation split of the training rows, and Platt calibration chosen
+* early stopping on a customer-grouped validation split of the training rows (which also picks the tree size
+  among `training.model.NUM_LEAVES_GRID` by validation log-loss), and Platt calibration chosen
   on a second, disjoint customer-grouped calibration split (folded into the registered booster);
 * baselines (recency, logistic regression on RFM, BG/NBD) scored on the same holdout rows in the same run.
 
@@ -83,6 +84,9 @@ shows no {"activity" if plan.activity == "any" else "purchase"} in the following
 {rows["train"]} train / {rows["valid"]} early-stopping / {rows.get("calib", 0)} calibration rows, customer-grouped);
 time-based holdout as-of {plan.holdout_as_of.date()} ({rows["holdout"]} rows). Every training label window ends
 by the holdout as-of.
+
+**Capacity**: tree size chosen on the early-stopping rows by log-loss (`num_leaves_chosen`, with every
+candidate's `valid_logloss_leaves_*`).
 
 **Calibration**: Platt scaling on the raw margin, chosen on the calibration rows by cross-fitted Brier, folded
 into the registered booster (its plain `predict` is the calibrated probability).

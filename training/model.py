@@ -7,10 +7,16 @@ Behaviour by construction: with ``monotone=True`` LightGBM's monotone constraint
 non-decreasing in recency features (``days_since_last_*``) and non-increasing in activity counts and revenue,
 so more recent activity or one more purchase never raises the score, all else equal. With a ``calib_set``
 the Platt map chosen on it is folded into ``booster_`` (see `training.calibration`).
+
+Capacity chosen by validation, not by hand: ``num_leaves`` may be a sequence of candidates; with an
+``eval_set`` each is trained with early stopping and the one with the lowest validation log-loss is kept
+(``num_leaves_``, with every candidate's loss in ``leaves_logloss_``). Small histories (a transactions-only
+import, few purchases per customer) pick shallow trees, richer event histories deeper ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -33,6 +39,10 @@ MONOTONE_PREFIXES: tuple[tuple[str, int], ...] = (
 )
 
 
+#: Candidate tree sizes tried on the validation set (the largest one without an ``eval_set``).
+NUM_LEAVES_GRID: tuple[int, ...] = (3, 15, 31)
+
+
 def monotone_directions(names: list[str]) -> list[int]:
     """LightGBM ``monotone_constraints`` for ``names`` (0 where no direction is known)."""
     return [next((d for pre, d in MONOTONE_PREFIXES if n.startswith(pre)), 0) for n in names]
@@ -43,7 +53,7 @@ class ChurnModel:
         self,
         *,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
+        num_leaves: int | Sequence[int] = NUM_LEAVES_GRID,
         min_data_in_leaf: int = 50,
         feature_fraction: float = 0.9,
         bagging_fraction: float = 0.9,
@@ -69,8 +79,17 @@ class ChurnModel:
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
-    def lgb_params(self, names: list[str] | None = None) -> dict[str, Any]:
-        """The parameters handed to ``lightgbm.train`` (monotone constraints need the feature ``names``)."""
+    def leaf_candidates(self) -> list[int]:
+        """``num_leaves`` as a list of candidates (one for a fixed value)."""
+        raw = self.num_leaves
+        values = [int(raw)] if isinstance(raw, int | np.integer) else [int(v) for v in raw]
+        if not values or min(values) < 2:
+            raise ContractError("num_leaves", "must be an integer >= 2 or a non-empty sequence of them", raw)
+        return values
+
+    def lgb_params(self, names: list[str] | None = None, num_leaves: int | None = None) -> dict[str, Any]:
+        """The parameters handed to ``lightgbm.train`` (monotone constraints need the feature ``names``;
+        ``num_leaves`` defaults to the largest candidate)."""
         extra: dict[str, Any] = {}
         if self.monotone and names:
             extra = {
@@ -85,7 +104,7 @@ class ChurnModel:
                 "auc",
             ],  # early stopping on log-loss: AUC plateaus before calibration
             "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
+            "num_leaves": num_leaves or max(self.leaf_candidates()),
             "min_data_in_leaf": self.min_data_in_leaf,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
@@ -112,21 +131,37 @@ class ChurnModel:
             raise ContractError("X", "has no feature columns")
         X = _numeric(X)
         train = lgb.Dataset(X, label=y_arr, feature_name=list(X.columns), free_raw_data=False)
-        valid_sets, callbacks = [train], []
-        if eval_set is not None:
+        candidates = self.leaf_candidates()
+        if eval_set is None:
+            self.booster_ = lgb.train(
+                self.lgb_params(list(X.columns), max(candidates)),
+                train,
+                num_boost_round=self.num_boost_round,
+                valid_sets=[train],
+            )
+            self.num_leaves_ = max(candidates)
+            self.leaves_logloss_: dict[int, float] = {}
+        else:
             Xv = _numeric(eval_set[0])[list(X.columns)]
             yv = _labels(eval_set[1], len(Xv), "eval_set.y")
-            valid_sets = [lgb.Dataset(Xv, label=yv, reference=train)]
-            callbacks = [
-                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
-            ]
-        self.booster_ = lgb.train(
-            self.lgb_params(list(X.columns)),
-            train,
-            num_boost_round=self.num_boost_round,
-            valid_sets=valid_sets,
-            callbacks=callbacks,
-        )
+            valid = lgb.Dataset(Xv, label=yv, reference=train)
+            fits: dict[int, lgb.Booster] = {}
+            self.leaves_logloss_ = {}
+            for leaves in dict.fromkeys(candidates):  # candidates in order, duplicates once
+                booster = lgb.train(
+                    self.lgb_params(list(X.columns), leaves),
+                    train,
+                    num_boost_round=self.num_boost_round,
+                    valid_sets=[valid],
+                    callbacks=[
+                        lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
+                    ],
+                )
+                fits[leaves] = booster
+                self.leaves_logloss_[leaves] = float(booster.best_score["valid_0"]["binary_logloss"])
+            # ties go to the smaller tree
+            self.num_leaves_ = min(self.leaves_logloss_, key=lambda k: (self.leaves_logloss_[k], k))
+            self.booster_ = fits[self.num_leaves_]
         self.feature_names_ = list(X.columns)
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
         self.calibration_: Calibration | None = None

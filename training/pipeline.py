@@ -401,6 +401,9 @@ def fit_binary(est: Any, prep: Prepared, label: str, *, calib_metrics: bool) -> 
     metrics = {f"holdout_{k}": v for k, v in binary_metrics(y, p).items()}
     metrics["valid_roc_auc"] = roc_auc(valid[label].to_numpy(), est.predict_proba(valid[names])[:, 1])
     metrics["best_iteration"] = float(est.best_iteration_)
+    if getattr(est, "leaves_logloss_", None):  # tree size chosen on valid: every candidate's log-loss
+        metrics["num_leaves_chosen"] = float(est.num_leaves_)
+        metrics.update({f"valid_logloss_leaves_{k}": v for k, v in est.leaves_logloss_.items()})
     cal = est.calibration_
     tags = cal.tags() if cal else {"calibration.method": "none"}
     if cal and calib_metrics:

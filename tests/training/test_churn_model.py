@@ -60,3 +60,21 @@ def test_unfitted_and_missing_columns_are_clear() -> None:
         model.predict_proba(X[["days_since_last_event"]])
     with pytest.raises(ContractError, match="must be numeric"):
         ChurnModel().fit(X.assign(events_30d="x"), y)
+
+
+def test_tree_size_is_chosen_on_the_validation_set() -> None:
+    X, y = _data(n=900)
+    model = ChurnModel(num_leaves=(3, 15), num_boost_round=100, early_stopping_rounds=10, num_threads=1)
+    model.fit(X[:600], y[:600], eval_set=(X[600:], y[600:]))
+    assert set(model.leaves_logloss_) == {3, 15}
+    assert model.num_leaves_ == min(model.leaves_logloss_, key=model.leaves_logloss_.__getitem__)
+    assert model.booster_.params["num_leaves"] == model.num_leaves_
+    fixed = ChurnModel(num_leaves=7, num_boost_round=20, num_threads=1).fit(X, y)
+    assert fixed.num_leaves_ == 7 and fixed.leaves_logloss_ == {}
+
+
+@pytest.mark.parametrize("leaves", [1, (), (3, 1)])
+def test_bad_num_leaves_names_the_field(leaves: object) -> None:
+    X, y = _data()
+    with pytest.raises(ContractError, match=r"^num_leaves: must be an integer >= 2"):
+        ChurnModel(num_leaves=leaves).fit(X, y)  # type: ignore[arg-type]
