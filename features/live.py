@@ -40,6 +40,7 @@ from contract.workspace import Workspace
 from features.compute import EVENT_COLUMNS, customer_features_frame
 from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
+from features.periodic import Periodic
 from features.write_behind import OnlineWriter, common_dtype
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class LiveFeatures:
         self._lock = threading.RLock()
         #: The frame the last `update` computed and wrote (every column at its `now`), for hooks that need it.
         self.last_written: pd.DataFrame | None = None
-        self._sweeper: tuple[threading.Thread, threading.Event] | None = None
+        self._sweeper: Periodic | None = None
         self._sweeping = threading.Lock()
         self.writer = OnlineWriter(repo, self._lock)  # online writes: at once, or behind (`start_writer`)
         self._con = _connect()  # reads' (under the lock)
@@ -508,30 +509,14 @@ class LiveFeatures:
         if self._sweeper is not None:
             return
         interval = self.repo.settings.live_sweep_seconds if interval_s is None else interval_s
-        if interval <= 0:
-            raise ContractError("interval_s", "must be positive", interval)
         tick = clock or (lambda: datetime.now(UTC))
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(interval):
-                try:
-                    self.sweep(tick())
-                except Exception:  # the next sweep retries; reads stay exact meanwhile
-                    log.exception("live feature sweep failed")
-
-        thread = threading.Thread(target=loop, name="cxi-live-sweeper", daemon=True)
-        self._sweeper = (thread, stop)
-        thread.start()
+        self._sweeper = Periodic(lambda: self.sweep(tick()), interval, "cxi-live-sweeper").start()
 
     def stop_sweeper(self, timeout: float | None = 10.0) -> None:
         """Stop the sweeper thread (waits for a running sweep up to `timeout` seconds)."""
-        if self._sweeper is None:
-            return
-        thread, stop = self._sweeper
-        self._sweeper = None
-        stop.set()
-        thread.join(timeout)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.stop(timeout)
 
     # --- write-behind ---
     def start_writer(self, interval_s: float) -> None:

@@ -11,7 +11,6 @@ directly see a row up to one interval late.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from datetime import datetime
@@ -19,13 +18,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from contract.errors import ContractError
 from features.definitions import JOIN_KEY, VIEWS
+from features.periodic import Periodic
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
-
-log = logging.getLogger(__name__)
 
 
 def common_dtype(a: pd.Series, b: pd.Series) -> str:
@@ -47,7 +44,7 @@ class OnlineWriter:
         self._unwritten: dict[str, tuple[int, int]] = {}  # customer -> (frame key, row) of its waiting row
         self._frames: dict[int, tuple[pd.DataFrame, datetime]] = {}
         self._key = 0
-        self._thread: tuple[threading.Thread, threading.Event] | None = None
+        self._thread: Periodic | None = None
         self._flushing = threading.Lock()
         self.flushes = 0
         self.rows_written = 0
@@ -137,29 +134,16 @@ class OnlineWriter:
         """Write behind from a daemon thread every `interval_s`. A second call while running does nothing."""
         if self._thread is not None:
             return
-        if interval_s <= 0:
-            raise ContractError("interval_s", "must be positive", interval_s)
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(interval_s):
-                try:
-                    self.flush()
-                except Exception:  # rows stay waiting (reads serve them); the next round retries
-                    log.exception("online write-behind failed")
-
-        thread = threading.Thread(target=loop, name="cxi-online-writer", daemon=True)
+        thread = Periodic(self.flush, interval_s, "cxi-online-writer")
         with self._lock:
-            self._thread = (thread, stop)
+            self._thread = thread
         thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop the thread and write what is waiting (writes are synchronous again)."""
         if self._thread is None:
             return
-        thread, stop = self._thread
-        stop.set()
-        thread.join(timeout)
+        self._thread.stop(timeout)
         with self._lock:
             self._thread = None
         self.flush()
