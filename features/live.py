@@ -22,7 +22,6 @@ events, zero counts, null recencies), which is what the batch function says abou
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -62,8 +61,6 @@ _MAX_CHUNKS = 32  # a customer's slice is compacted once this many appends have 
 _SWEEP_CHUNK = 2_000  # customers per feature query in a sweep (run outside the lock)
 _SWEEP_WRITE = 32  # rows per online write in a sweep (under the lock: ~40 ms, what an update may wait)
 _SKEW_US = 1_000_000  # a stored row up to this far ahead of `now` is served (clocks read before the lock)
-
-log = logging.getLogger(__name__)
 
 
 def _utc(now: datetime, field: str = "now") -> pd.Timestamp:
