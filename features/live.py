@@ -40,7 +40,7 @@ from features.compute import EVENT_COLUMNS, customer_features_frame
 from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
 from features.periodic import Periodic
-from features.write_behind import OnlineWriter, common_dtype
+from features.write_behind import OnlineWriter, place_rows
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
@@ -432,16 +432,7 @@ class LiveFeatures:
             if forward:
                 self.writer.emit(fresh[fresh[JOIN_KEY].isin(forward)], now)
                 self._record(forward, at)
-            rows = fresh.set_index(JOIN_KEY).loc[frame.loc[stale, JOIN_KEY]]
-            frame = frame.astype(
-                {n: common_dtype(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
-            )
-            for name in names:
-                frame.loc[stale, name] = rows[name].to_numpy()
-            frame.loc[stale, "features_as_of"] = pd.to_datetime(
-                rows["snapshot_at"].to_numpy(), unit="s", utc=True
-            )
-            return frame
+            return place_rows(frame, stale, fresh, names)
 
     # --- the sweeper ---
     def sweep(self, now: datetime) -> int:

@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from features.definitions import JOIN_KEY, VIEWS
@@ -25,10 +26,23 @@ if TYPE_CHECKING:
     from features.store import FeatureRepo
 
 
-def common_dtype(a: pd.Series, b: pd.Series) -> str:
+def _common_dtype(a: pd.Series, b: pd.Series) -> str:
     """A dtype both columns fit in: float64 for two numeric columns, else object."""
     numeric = pd.api.types.is_numeric_dtype(a.dtype) and pd.api.types.is_numeric_dtype(b.dtype)
     return "float64" if numeric else "object"
+
+
+def place_rows(frame: pd.DataFrame, mask: np.ndarray, source: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """`frame` (`FeatureRepo.online` shape) with its `mask` rows replaced by `source`'s rows of the same
+    customers (every column in `names`, and `features_as_of` from their `snapshot_at`)."""
+    rows = source.set_index(JOIN_KEY).loc[frame.loc[mask, JOIN_KEY]]
+    frame = frame.astype(
+        {n: _common_dtype(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
+    )
+    for name in names:
+        frame.loc[mask, name] = rows[name].to_numpy()
+    frame.loc[mask, "features_as_of"] = pd.to_datetime(rows["snapshot_at"].to_numpy(), unit="s", utc=True)
+    return frame
 
 
 class OnlineWriter:
@@ -92,14 +106,7 @@ class OnlineWriter:
             return frame
         ids = list(dict.fromkeys(frame.loc[mask, JOIN_KEY]))
         waiting, _ = self._rows({c: self._unwritten[c] for c in ids})
-        rows = waiting.set_index(JOIN_KEY).loc[frame.loc[mask, JOIN_KEY]]
-        frame = frame.astype(
-            {n: common_dtype(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
-        )
-        for name in names:
-            frame.loc[mask, name] = rows[name].to_numpy()
-        frame.loc[mask, "features_as_of"] = pd.to_datetime(rows["snapshot_at"].to_numpy(), unit="s", utc=True)
-        return frame
+        return place_rows(frame, mask, waiting, names)
 
     def flush(self) -> int:
         """Write every waiting row now (one call per view per `chunk` rows); returns how many.

@@ -261,13 +261,14 @@ class RealtimeEngine:
     def wait_until(self, seq: int, wait: Wait = "visible") -> None:
         """Block until `reached(seq, wait)`; `NotVisibleError` after `visible_timeout` (the events stay)."""
         deadline = time.monotonic() + self.visible_timeout
-        for cond in (self._cond, self._hook_cond):
+        # applied first (the applier notifies `_cond`), then seen by the hooks (their thread, `_hook_cond`)
+        for cond, level in ((self._cond, "visible"), (self._hook_cond, wait)):
             with cond:
-                while not self.reached(seq, wait) and self._error is None:
+                while not self.reached(seq, level) and self._error is None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise NotVisibleError(self._late(seq, wait))
-                    cond.wait(min(left, 0.05))
+                    cond.wait(left)
         self._raise_if_failed()
 
     async def until(self, seq: int, wait: Wait = "visible") -> None:
@@ -335,17 +336,19 @@ class RealtimeEngine:
             events = pa.concat_tables(tables, promote_options="default")
             events = events.take(pc.sort_indices(events, sort_keys=[("seq", "ascending")]))
             try:
-                self._apply(events, received)
+                applied = self._apply(events, received)
             except BaseException as exc:  # keep the reason; submit() reports it, the log still has the events
                 log.exception("real-time applier failed; events stay in the log for replay")
                 with self._cond:
                     self._error = exc
                     self._cond.notify_all()
+                with self._hook_cond:  # requests waiting for settled segments stop waiting too
+                    self._hook_cond.notify_all()
                 self._wake()
                 return
             with self._cond:
                 self._pending_rows -= events.num_rows
-                self._applied_seq = max(self._applied_seq, int(pc.max(events.column("seq")).as_py()))
+                self._applied_seq = max(self._applied_seq, applied.last_seq)
                 self._cond.notify_all()
             self._wake()
 

@@ -77,7 +77,8 @@ class SegmentHook:
         parts = []
         if computed is not None:
             parts.append(computed[computed["customer_id"].isin(customers)])
-        missing = [c for c in customers if not parts or c not in set(parts[0]["customer_id"])]
+        have = set(parts[0]["customer_id"]) if parts else set()
+        missing = [c for c in customers if c not in have]
         if missing:
             parts.append(self.engine.features.compute(missing, at.to_pydatetime()))
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
