@@ -211,6 +211,12 @@ class CustomerRecord(BaseModel):
             raise ValueError("not a valid email address")
         return norm
 
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _blank_dob(cls, v: object) -> object:
+        """A blank date of birth is a missing one (as an empty CSV cell is), not a malformed one."""
+        return None if isinstance(v, str) and not v.strip() else v
+
 
 class Transaction(BaseModel):
     """A purchase from a plain transaction history; imported as a ``purchase`` event."""

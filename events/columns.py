@@ -51,6 +51,15 @@ def column(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(np.full(len(df), None, dtype=object), index=df.index, dtype=object)
 
 
+def blank_as_missing(s: pd.Series) -> pd.Series:
+    """Text cells that are empty or only whitespace become None: a blank optional field is a missing value
+    (as a CSV's empty cell already is), not a malformed one."""
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return s
+    blank = s.astype("string").str.strip().eq("").fillna(False).to_numpy(bool)
+    return s.where(~blank, None) if blank.any() else s
+
+
 def text(df: pd.DataFrame, name: str) -> pa.Array:
     """The column as a string array (see `as_text`); all-null when the frame lacks it."""
     if name not in df.columns:

@@ -34,6 +34,7 @@ from contract.schemas import (
 from events.columns import (
     as_number,
     as_text,
+    blank_as_missing,
     column,
     is_junk,
     is_null,
@@ -321,7 +322,7 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
     email = email.where(email_ok(email))
     phone = normalize_phone_series(pd.Series(text(df, "phone").to_pandas(), dtype="string"))
     phone = phone.where(phone.str.len() > 0)
-    dob = parse_timestamps(column(df, "date_of_birth"), tz="UTC")
+    dob = parse_timestamps(blank_as_missing(column(df, "date_of_birth")), tz="UTC")
     dob_err = np.where(dob.error == "required", None, dob.error)
     b.fail_each(dob_err, "date_of_birth")
     literal = pd.Series(text(df, "date_of_birth").to_pandas(), dtype="string").str.strip()

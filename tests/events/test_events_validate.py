@@ -183,7 +183,9 @@ def _record_row() -> st.SearchStrategy[dict[str, Any]]:
             "first_name": st.one_of(st.none(), WORD),
             "email": EMAIL,
             "phone": PHONE,
-            "date_of_birth": st.one_of(st.none(), st.just("1990-01-05"), NAIVE, AWARE, st.just("someday")),
+            "date_of_birth": st.one_of(
+                st.none(), st.just("1990-01-05"), NAIVE, AWARE, st.just("someday"), st.sampled_from(["", "  "])
+            ),
             "user_id": IDENT,
             "national_id": st.one_of(st.none(), WORD, st.integers(0, 10**9)),
         }
@@ -211,6 +213,7 @@ def test_records_agree_with_pydantic(rows: list[dict[str, Any]]) -> None:
             assert t[i]["email_sha256"] == (sha256_hex(model.email) if model.email else None)
             if model.phone and model.phone.strip():
                 assert t[i]["phone"] == normalize_phone(model.phone)
+            assert t[i]["date_of_birth"] == (model.date_of_birth.date() if model.date_of_birth else None)
 
 
 def _transaction_row() -> st.SearchStrategy[dict[str, Any]]:
