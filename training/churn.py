@@ -160,7 +160,7 @@ def train_churn(
         horizon_days=horizon,
         activity=activity,
     )
-    metrics.update(baseline_metrics(y_hold, base.scores, metrics))
+    metrics.update(baseline_metrics(y_hold, base.scores, metrics, p=fit.p))
     metrics.update(base.info)
     timings["baselines_s"] = time.perf_counter() - t0
     baselines = {

@@ -86,7 +86,7 @@ def train_intent(
     metrics["horizon_days"] = float(horizon_days)
     train_all = prep.train_all
     base = fit_rfm_baselines(train_all, train_all[INTENT_LABEL].to_numpy(), holdout, "purchase")
-    metrics.update(baseline_metrics(y, base, metrics, brier=False))
+    metrics.update(baseline_metrics(y, base, metrics, brier=False, p=fit.p))
 
     registry = Registry(settings)
     decision = decide_by(

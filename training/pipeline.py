@@ -22,7 +22,7 @@ import pandas as pd
 from contract.errors import ContractError, WorkspaceError
 from contract.settings import Settings
 from contract.workspace import Workspace
-from training.evaluation import binary_metrics, diagnostic_figures, roc_auc
+from training.evaluation import auc_difference_interval, binary_metrics, diagnostic_figures, roc_auc
 from training.labels import log_bounds, to_utc
 from training.registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry, TrainingRecord
 
@@ -423,17 +423,29 @@ def promotion_tags(decision: Any, extra: dict[str, str] | None = None) -> dict[s
 
 
 def baseline_metrics(
-    y: np.ndarray, scores: dict[str, np.ndarray], cxi: dict[str, float], *, brier: bool = True
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    cxi: dict[str, float],
+    *,
+    brier: bool = True,
+    p: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """baseline_<name>_<metric> for every baseline, the best baseline's AUC (and Brier) and CXI's deltas."""
+    """baseline_<name>_<metric> for every baseline, the best baseline's AUC (and Brier) and CXI's deltas;
+    with CXI's holdout scores ``p``, a paired 95% bootstrap interval of the AUC difference
+    (``delta_roc_auc_vs_best_baseline_low`` / ``_high``)."""
     out: dict[str, float] = {}
     for name, s in scores.items():
         out.update({f"baseline_{name}_{k}": v for k, v in binary_metrics(y, s).items() if k != "base_rate"})
-    best_auc = max(out[f"baseline_{n}_roc_auc"] for n in scores)
+    best = max(scores, key=lambda n: out[f"baseline_{n}_roc_auc"])
+    best_auc = out[f"baseline_{best}_roc_auc"]
     out["best_baseline_roc_auc"] = best_auc
     if brier:
         out["best_baseline_brier"] = min(out[f"baseline_{n}_brier"] for n in scores)
     out["delta_roc_auc_vs_best_baseline"] = cxi["holdout_roc_auc"] - best_auc
+    if p is not None:
+        _, low, high = auc_difference_interval(y, p, scores[best])
+        out["delta_roc_auc_vs_best_baseline_low"] = low
+        out["delta_roc_auc_vs_best_baseline_high"] = high
     if brier:
         out["delta_brier_vs_best_baseline"] = cxi["holdout_brier"] - out["best_baseline_brier"]
     return out
