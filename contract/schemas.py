@@ -231,7 +231,17 @@ class Transaction(BaseModel):
     order_id: str | None = None
     product_id: str | None = None
     category: str | None = None
-    quantity: int | None = Field(None, ge=1)
+    quantity: int | None = Field(
+        None, description="Units bought; negative for units returned (on a return line, amount <= 0)."
+    )
+
+    @model_validator(mode="after")
+    def _returned_units(self) -> Transaction:
+        if self.quantity == 0:
+            raise ValueError("quantity: must not be 0")
+        if self.quantity is not None and self.quantity < 0 and self.amount > 0:
+            raise ValueError("quantity: negative (units returned) only on a return line (amount <= 0)")
+        return self
 
 
 class Decision(BaseModel):

@@ -1,7 +1,9 @@
 """Reading input files (by extension) and applying column mappings.
 
 * ``.csv``: every cell read as text; only empty cells are missing (``"null"`` stays a value, so the
-  placeholder rule can name it).
+  placeholder rule can name it). A column whose every value reads as a whole number written as a float
+  (``12550.0``: what a spreadsheet or pandas writes for an integer column with gaps) gets its integer text,
+  so a customer number means the same from CSV as from Parquet.
 * ``.jsonl`` / ``.ndjson`` / ``.json``: JSON lines (a ``.json`` file holding one array also works);
   values keep their JSON types, nested objects stay objects.
 * ``.parquet``: as stored.
@@ -40,7 +42,7 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise ContractError("file", "no such file", str(path))
     try:
         if fmt == "csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            return _whole_numbers(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
         if fmt == "parquet":
             return pd.read_parquet(path)
         with open(path, encoding="utf-8") as fh:
@@ -51,6 +53,17 @@ def read_frame(path: Path) -> pd.DataFrame:
         return pd.read_json(path, lines=lines, orient="records", dtype=False, convert_dates=False)
     except (ValueError, OSError) as exc:  # pandas/pyarrow parse errors are ValueErrors
         raise ContractError("file", f"cannot read {fmt}: {exc}", path.name) from exc
+
+
+def _whole_numbers(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every value is like ``12550.0`` become ``12550`` (see the module docstring)."""
+    pattern = r"-?\d+\.0+"
+    for c in df.columns:
+        s = df[c].dropna()
+        # most columns fail on their first values: only a promising column is matched whole
+        if len(s) and s.iloc[:100].str.fullmatch(pattern).all() and s.str.fullmatch(pattern).all():
+            df[c] = df[c].str.replace(r"\.0+$", "", regex=True)
+    return df
 
 
 def parse_map(pairs: Iterable[str]) -> dict[str, str]:
@@ -85,29 +98,39 @@ def load_mapping(path: Path) -> dict[str, str]:
 
 
 def apply_mapping(df: pd.DataFrame, mapping: dict[str, str] | None, fields: Iterable[str]) -> pd.DataFrame:
-    """Rename columns to contract fields: trimmed headers, case-insensitive field names, then `mapping`."""
+    """Rename columns to contract fields: trimmed headers, then `mapping` (a source found exactly, else by a
+    case-insensitive match with one header), then case-insensitive field names among the columns left."""
     tidy = {c: str(c).strip() for c in df.columns if str(c).strip() != c}
     if tidy:
         df = df.rename(columns=tidy, copy=False)
+    if mapping:
+        by_lower: dict[str, list[str]] = {}
+        for c in df.columns:
+            by_lower.setdefault(str(c).lower(), []).append(c)
+
+        def source_of(name: str) -> str | None:
+            if name in df.columns:
+                return name
+            hits = by_lower.get(name.strip().lower(), [])
+            return hits[0] if len(hits) == 1 else None
+
+        sources = {target: source_of(source) for target, source in mapping.items()}
+        missing = sorted({mapping[t] for t, s in sources.items() if s is None})
+        if missing:
+            raise ContractError(
+                "--map",
+                f"source column(s) {', '.join(map(repr, missing))} not in the file "
+                f"(columns: {', '.join(map(str, df.columns))})",
+            )
+        mapped = {target: df[source] for target, source in sources.items()}
+        used = set(sources.values())
+        rest = {c: df[c] for c in df.columns if c not in used and c not in mapped}
+        df = pd.DataFrame({**mapped, **rest}, index=df.index)
     present = set(df.columns)
-    by_lower = {f.lower(): f for f in fields}
+    fields_by_lower = {f.lower(): f for f in fields}
     case = {
-        c: by_lower[c.lower()]
+        c: fields_by_lower[c.lower()]
         for c in df.columns
-        if c.lower() in by_lower and by_lower[c.lower()] not in present
+        if c.lower() in fields_by_lower and fields_by_lower[c.lower()] not in present
     }
-    if case:
-        df = df.rename(columns=case, copy=False)
-    if not mapping:
-        return df
-    missing = sorted({s for s in mapping.values() if s not in df.columns})
-    if missing:
-        raise ContractError(
-            "--map",
-            f"source column(s) {', '.join(map(repr, missing))} not in the file "
-            f"(columns: {', '.join(map(str, df.columns))})",
-        )
-    mapped = {target: df[source] for target, source in mapping.items()}
-    used = set(mapping.values())
-    rest = {c: df[c] for c in df.columns if c not in used and c not in mapped}
-    return pd.DataFrame({**mapped, **rest}, index=df.index)
+    return df.rename(columns=case, copy=False) if case else df

@@ -3,8 +3,12 @@ the file has a channel column. Other identifier columns (loyalty_id, email, ...)
 event's identifiers; any further column is an event property.
 
 The event id is derived, so re-importing the same transactions is idempotent: ``txn:<order_id>`` (plus
-``:<product_id>`` when lines carry a product), or, without an order id, ``txn:`` + a digest of the
-parsed customer, time, amount, product and quantity (two identical lines then count as one).
+``:<product_id>`` when lines carry a product, plus ``:<n>`` for the n-th line of one order and product in
+the file, n >= 2: real tills repeat a product within an order), or, without an order id, ``txn:`` + a digest
+of the parsed customer, time, amount, product and quantity (two identical lines then count as one).
+
+A file holds lines or whole orders alike: the lines of one order share its time, and the features count a
+purchase per instant with purchase lines (`features.compute`), so twenty lines make one order, not twenty.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ def check_transactions(df: pd.DataFrame, *, tz: str | None = "UTC") -> Checked:
     customer = _text(b, df, "customer_id", 1, required=True)
     b.fail_each(parse_timestamps(column(df, "occurred_at"), tz=tz).error, "occurred_at")
     amount = _number(b, column(df, "amount"), "amount", required=True)
-    _number(b, column(df, "quantity"), "quantity", minimum=1, integer=True)
+    quantity = _number(b, column(df, "quantity"), "quantity", integer=True)
+    with np.errstate(invalid="ignore"):
+        b.fail(quantity == 0, "quantity", "must not be 0")
+        returned = quantity < 0
+        b.fail(
+            returned & (amount > 0),
+            "quantity",
+            "negative (units returned) only on a return line (amount <= 0)",
+        )
     ev = df.drop(
         columns=[c for c in ("customer_id", "amount", "revenue", "type", "event_id") if c in df.columns]
     )
@@ -38,6 +50,8 @@ def check_transactions(df: pd.DataFrame, *, tz: str | None = "UTC") -> Checked:
         type="purchase",
         event_id="txn",
     )
+    if returned.any():  # a return line is a purchase event with negative revenue and the units it returns
+        ev["quantity"] = column(df, "quantity").where(~returned, pd.Series(-quantity, index=df.index))
     channel = text(df, "channel")
     ev["channel"] = pd.Series(pc.fill_null(channel, "store").to_pandas(), index=df.index, dtype=object)
     checked = check_events(ev, tz=tz, negative_revenue=True)
@@ -64,6 +78,13 @@ def event_ids(t: pa.Table) -> pa.Array:
     t = t.combine_chunks()
     readable = pc.binary_join_element_wise("txn", t["order_id"], t["product_id"], ":", null_handling="skip")
     readable = pc.if_else(pc.is_null(t["order_id"]), pa.scalar(None, pa.string()), readable)
+    lines = pd.Series(readable.to_numpy(zero_copy_only=False), dtype=object)
+    known = lines.notna()
+    nth = np.zeros(len(lines), np.int64)
+    nth[known.to_numpy()] = lines[known].groupby(lines[known]).cumcount().to_numpy()
+    if (nth > 0).any():
+        lines = lines.where(nth == 0, lines + ":" + pd.Series(nth + 1).astype(str))
+        readable = pa.array(lines.to_numpy(), type=pa.string(), from_pandas=True)
     ok = pc.fill_null(pc.less_equal(pc.utf8_length(readable), 128), False)
     ids = np.asarray(readable.to_numpy(zero_copy_only=False), dtype=object)
     need = np.flatnonzero(~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool))

@@ -327,7 +327,8 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
     b.fail_each(dob_err, "date_of_birth")
     literal = pd.Series(text(df, "date_of_birth").to_pandas(), dtype="string").str.strip()
     literal = pd.to_datetime(literal.str.extract(r"^(\d{4}-\d{2}-\d{2})", expand=False), errors="coerce")
-    dates = literal.dt.date.where(literal.notna(), dob.values.dt.date)
+    # a literal date as written (no time-zone shift), else the parsed instant's UTC day; nulls stay null
+    dates = literal.where(literal.notna(), dob.values.dt.tz_convert("UTC").dt.tz_localize(None))
 
     for k in ("user_id", "loyalty_id"):  # placeholders are no identifiers: cleared, not rejected
         texts[k] = pc.if_else(pa.array(is_junk(texts[k])), pa.scalar(None, pa.string()), texts[k])
@@ -341,7 +342,7 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
         "email_sha256": sha256_text(email),
         "phone": pa.array(phone.astype(object).where(phone.notna(), None).tolist(), type=pa.string()),
         "phone_sha256": sha256_text(phone.where(phone_ok(phone))),
-        "date_of_birth": pa.array(dates.where(dates.notna(), None).tolist(), type=pa.date32()),
+        "date_of_birth": pc.cast(pa.array(dates, from_pandas=True), pa.date32()),
         **{
             k: texts[k]
             for k in (

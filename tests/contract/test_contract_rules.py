@@ -85,6 +85,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
     ("transaction", TX, {"amount": None}, "amount"),
     ("transaction", TX, {"amount": -3.0}, None),
     ("transaction", TX, {"quantity": 0}, "quantity"),
+    ("transaction", TX, {"quantity": -2}, "quantity"),  # returned units on a sale line
+    ("transaction", TX, {"quantity": -2, "amount": -7.5}, None),  # a return line
     ("transaction", TX, {"occurred_at": "2024-01-01"}, "occurred_at"),
     ("decision", DEC, {}, None),
     ("decision", DEC, {"decision_id": ""}, "decision_id"),

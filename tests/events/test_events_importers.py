@@ -192,6 +192,56 @@ def test_transactions_become_idempotent_purchases(ws: Workspace, tmp_path: Path)
     assert import_file(ws, "transactions", path).duplicates == 4
 
 
+def test_a_till_export_keeps_every_line_and_its_returns(ws: Workspace, tmp_path: Path) -> None:
+    """Online-Retail-shaped lines: a product scanned twice in one invoice, a cancellation with negative
+    quantity, customer numbers written as floats, headers in another case than the mapping."""
+    df = pd.DataFrame(
+        {
+            "Invoice": ["536365", "536365", "536365", "C536379"],
+            "StockCode": ["85123A", "85123A", "71053", "85123A"],
+            "Quantity": ["6", "2", "6", "-1"],
+            "InvoiceDate": ["2010-12-01T08:26:00", "2010-12-01T08:26:00", "2010-12-01T08:26:00",
+                            "2010-12-01T09:41:00"],
+            "LineTotal": ["15.30", "5.10", "20.34", "-2.55"],
+            "Customer ID": ["17850.0", "17850.0", "17850.0", "17850.0"],
+        }
+    )  # fmt: skip
+    path = _write(df, tmp_path / "retail.csv")
+    mapping = {
+        "customer_id": "customer id",  # case differs from the header
+        "occurred_at": "InvoiceDate",
+        "amount": "linetotal",
+        "order_id": "Invoice",
+        "product_id": "StockCode",
+    }
+    report = import_file(ws, "transactions", path, mapping=mapping)
+    assert (report.accepted, report.duplicates, report.quarantined) == (4, 0, 0)
+    ev = ws.read("events").to_pandas().set_index("event_id")
+    assert sorted(ev.index) == ["txn:536365:71053", "txn:536365:85123A", "txn:536365:85123A:2",
+                                "txn:C536379:85123A"]  # fmt: skip
+    assert set(ev["user_id"]) == {"17850"}  # as the same file in Parquet would give
+    ret = ev.loc["txn:C536379:85123A"]
+    assert ret["revenue"] == -2.55 and json.loads(ret["properties"])["quantity"] == 1
+    assert import_file(ws, "transactions", path, mapping=mapping).duplicates == 4
+
+
+def test_returned_units_need_a_return_line(ws: Workspace) -> None:
+    df = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1"],
+            "occurred_at": ["2024-03-01", "2024-03-02"],
+            "amount": [5.0, 3.0],
+            "quantity": [-1, 0],
+        }
+    )
+    report = import_frame(ws, "transactions", df, source="till")
+    assert report.accepted == 0
+    assert report.reasons == {
+        "quantity: negative (units returned) only on a return line (amount <= 0)": 1,
+        "quantity: must not be 0": 1,
+    }
+
+
 def test_decisions_keep_context(ws: Workspace) -> None:
     df = pd.DataFrame(
         {
