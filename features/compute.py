@@ -60,6 +60,9 @@ _COUNTERS: dict[str, str] = {
     " WHEN e.type = 'remove_from_cart' THEN -coalesce(e.quantity, 1) ELSE 0 END",
 }
 _RUNNING = [*_COUNTERS, "sessions", "active_days"]
+#: Counted once per instant: the lines of one order share its time, so a 20-line invoice is one purchase
+#: (revenue still adds up every line).
+_PER_INSTANT = frozenset({"purchases"})
 
 #: Event types whose latest instant is kept: feature suffix -> event type.
 _LAST_OF: dict[str, str] = {
@@ -172,7 +175,9 @@ def feature_sql(events_view: str, spine_view: str, *, live: bool = False) -> str
     """The feature query (one statement) over an events view and a spine view (customer_id, as_of).
 
     With `live`, the short live windows (LIVE_COLUMNS) follow the batch features."""
-    sums = ",\n        ".join(f"sum({expr}) AS n_{name}" for name, expr in _COUNTERS.items())
+    sums = ",\n        ".join(
+        f"{'max' if name in _PER_INSTANT else 'sum'}({expr}) AS n_{name}" for name, expr in _COUNTERS.items()
+    )
     running = ",\n        ".join(
         f"sum(n_{name}) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS c_{name}"
         for name in _RUNNING

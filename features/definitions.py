@@ -43,7 +43,11 @@ FEATURES: tuple[tuple[str, Kind, str], ...] = (
     ("sessions_7d", "int", "Sessions started in 7 days (a session ends after a 30-minute gap)."),
     ("sessions_30d", "int", "Sessions started in 30 days."),
     ("sessions_90d", "int", "Sessions started in 90 days."),
-    ("purchases_7d", "int", "Purchases (online or store, returns excluded) in 7 days."),
+    (
+        "purchases_7d",
+        "int",
+        "Purchases (online or store, returns excluded) in 7 days; the lines of one order (same instant) count once.",
+    ),
     ("purchases_30d", "int", "Purchases in 30 days."),
     ("purchases_90d", "int", "Purchases in 90 days."),
     ("revenue_7d", "float", "Revenue net of returns in 7 days."),
