@@ -42,7 +42,7 @@ from training.pipeline import (
     require_classes,
     training_record,
 )
-from training.promotion import decide
+from training.promotion import decide, first_model_floor
 from training.registry import Registry
 
 __all__ = ["NOT_MODEL_INPUTS", "ChurnPlan", "ChurnResult", "plan_as_of", "train_churn"]
@@ -169,7 +169,9 @@ def train_churn(
     }
 
     registry = Registry(settings)
-    decision = decide(registry, name, holdout, y_hold, metrics["holdout_roc_auc"])
+    decision = decide(
+        registry, name, holdout, y_hold, metrics["holdout_roc_auc"], floor=first_model_floor(metrics)
+    )
     if decision.champion_roc_auc is not None:
         metrics["champion_holdout_roc_auc"] = decision.champion_roc_auc
 

@@ -29,6 +29,7 @@ from training.pipeline import (
     require_classes,
     training_record,
 )
+from training.promotion import first_model_floor
 from training.registry import Registry
 from training.targets import INTENT_LABEL, intent_labels
 
@@ -90,7 +91,13 @@ def train_intent(
 
     registry = Registry(settings)
     decision = decide_by(
-        registry, name, holdout, lambda s: roc_auc(y, s), metrics["holdout_roc_auc"], metric_name="ROC-AUC"
+        registry,
+        name,
+        holdout,
+        lambda s: roc_auc(y, s),
+        metrics["holdout_roc_auc"],
+        metric_name="ROC-AUC",
+        floor=first_model_floor(metrics),
     )
     if decision.champion_value is not None:
         metrics["champion_holdout_roc_auc"] = decision.champion_value

@@ -280,11 +280,14 @@ def decide_by(
     *,
     metric_name: str,
     higher_is_better: bool = True,
+    floor: str | None = None,
 ) -> Decision:
     """Score the current champion of ``name`` on ``holdout`` with ``metric(predictions)``; the new model becomes
-    champion unless it is worse (ties promote)."""
+    champion unless it is worse (ties promote). A first model with a ``floor`` reason stays challenger."""
     before = registry.champion_version(name)
     if before is None:
+        if floor:
+            return Decision(CHALLENGER, None, None, f"first model, not made champion: {floor}")
         return Decision(CHAMPION, None, None, "first model")
     champ = registry.champion(name)
     missing = sorted(set(champ.feature_names) - set(holdout.columns))

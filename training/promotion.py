@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 from contract.errors import CXIError, NotFoundError
 from training.evaluation import binary_metrics, roc_auc
 from training.registry import CHALLENGER, CHAMPION, Registry
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,12 +23,38 @@ class Promotion:
     reason: str
 
 
+def first_model_floor(metrics: dict[str, float]) -> str | None:
+    """Why a first model must not become champion (None: it may): its holdout ROC-AUC is below chance, or
+    surely below its best baseline's (the whole 95% interval of the difference under zero)."""
+    auc = metrics.get("holdout_roc_auc")
+    if auc is not None and auc < 0.5:
+        return f"holdout ROC-AUC {auc:.4f} is below chance (0.5)"
+    high = metrics.get("delta_roc_auc_vs_best_baseline_high")
+    if high is not None and high < 0:
+        return (
+            f"holdout ROC-AUC {auc:.4f} is below the best baseline's {metrics['best_baseline_roc_auc']:.4f} "
+            f"(95% interval of the difference up to {high:+.4f})"
+        )
+    return None
+
+
 def decide(
-    registry: Registry, name: str, holdout: pd.DataFrame, y: np.ndarray, new_roc_auc: float
+    registry: Registry,
+    name: str,
+    holdout: pd.DataFrame,
+    y: np.ndarray,
+    new_roc_auc: float,
+    *,
+    floor: str | None = None,
 ) -> Promotion:
-    """Score the current champion of ``name`` on ``holdout`` and compare ROC-AUC (ties promote the new model)."""
+    """Score the current champion of ``name`` on ``holdout`` and compare ROC-AUC (ties promote the new model).
+    A first model becomes champion unless ``floor`` says why not (`first_model_floor`): then it waits as
+    challenger, so nothing serves a model worse than chance or than a plain baseline."""
     before = registry.champion_version(name)
     if before is None:
+        if floor:
+            logger.warning("%s: first model kept as challenger, not champion: %s", name, floor)
+            return Promotion(CHALLENGER, None, None, f"first model, not made champion: {floor}")
         return Promotion(CHAMPION, None, None, "first model")
     champ = registry.champion(name)
     if not set(champ.feature_names) <= set(holdout.columns):

@@ -15,6 +15,8 @@ from training.promotion import (
     HOLDOUT_ARTIFACT,
     PromotionRefused,
     compare,
+    decide,
+    first_model_floor,
     promote,
     record_holdout,
 )
@@ -102,3 +104,19 @@ def test_a_challenger_without_a_logged_holdout_is_refused(settings: Settings) ->
     registry.set_alias(NAME, reg.version, CHALLENGER)
     with pytest.raises(PromotionRefused, match=f"holdout: .*{HOLDOUT_ARTIFACT}"):
         promote(registry, NAME)
+
+
+def test_a_first_model_worse_than_chance_or_its_baseline_waits_as_challenger(settings: Settings) -> None:
+    assert first_model_floor({"holdout_roc_auc": 0.71, "delta_roc_auc_vs_best_baseline_high": 0.004}) is None
+    assert "chance" in str(first_model_floor({"holdout_roc_auc": 0.19}))
+    worse = {
+        "holdout_roc_auc": 0.70,
+        "best_baseline_roc_auc": 0.75,
+        "delta_roc_auc_vs_best_baseline_high": -0.01,
+    }
+    assert "best baseline" in str(first_model_floor(worse))
+    registry = Registry(settings)
+    X, y = _data(4, 50)
+    kept = decide(registry, "first_of_its_kind", X, y, 0.70, floor=first_model_floor(worse))
+    assert kept.alias == CHALLENGER and "not made champion" in kept.reason
+    assert decide(registry, "first_of_its_kind", X, y, 0.80, floor=None).alias == CHAMPION
