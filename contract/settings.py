@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         "any", pattern="^(any|purchase)$", description="What counts as activity: any event, or a purchase."
     )
 
+    # --- next-best-action ---
+    nba_control_action: str = Field(
+        "no_offer",
+        min_length=1,
+        description="Name of the control (no-offer) action in the logged decisions: NBA uplift is measured "
+        "against it; `cxi train nba --control NAME` overrides it. A log without it trains, but has no uplift.",
+    )
+
     # --- serving ---
     host: str = "127.0.0.1"
     port: int = 3000

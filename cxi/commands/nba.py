@@ -33,7 +33,8 @@ def recommend(
     alias: Annotated[str, typer.Option("--alias", help="Registry alias of the policy to use.")] = "champion",
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """One row per context row: its decision_id/customer_id, the sampled action and its probability."""
+    """One row per context row: its decision_id/customer_id, the sampled action, its probability, expected
+    reward and uplift over the control action (null when the policy was trained without a control)."""
     import numpy as np
 
     from contract import Settings
@@ -64,6 +65,8 @@ def recommend(
     for action, g in recs.groupby("action"):
         table.add_row(str(action), str(len(g)), f"{g['probability'].mean():.3f}")
     console.print(table)
+    if policy.control_ is None:
+        console.print("uplift: null (the policy has no control action)")
 
 
 def train_nba_command(
@@ -85,6 +88,14 @@ def train_nba_command(
         ),
     ] = "pooled",
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=50, help="Bootstrap replicates.")] = 500,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            "--control",
+            help="Name of the control (no-offer) action in the decision log; uplift is measured against it "
+            "(default: the nba_control_action setting, CXI_NBA_CONTROL_ACTION, 'no_offer').",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Learn the next-best-action policy from logged decisions, evaluate it off-policy and register it as
@@ -102,7 +113,12 @@ def train_nba_command(
             result = train_nba(
                 settings,
                 Workspace(settings.workspace),
-                policy=NBAPolicy(method=method, epsilon=epsilon, eligibility=eligibility),
+                policy=NBAPolicy(
+                    method=method,
+                    epsilon=epsilon,
+                    eligibility=eligibility,
+                    control=control or settings.nba_control_action,
+                ),
                 holdout_fraction=holdout_fraction,
                 n_bootstrap=bootstrap,
             )
@@ -110,6 +126,16 @@ def train_nba_command(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     ev = result.evaluation
+    fitted = result.policy
+    if fitted.control_ is None:
+        console.print(
+            f"[yellow]warning:[/yellow] control action {fitted.control!r} does not occur in the training "
+            f"decisions (actions: {', '.join(fitted.actions_)}); uplift will be null. Use --control NAME."
+        )
+    if fitted.encoder_.dropped_:
+        console.print(
+            f"[yellow]warning:[/yellow] context columns dropped (too many categories): {fitted.encoder_.dropped_}"
+        )
     table = Table(
         title=f"nba v{result.version} -> @{result.alias}: off-policy evaluation on {result.rows['holdout']} held-out decisions"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +14,13 @@ from contract.errors import ContractError
 from contract.schemas import DECISIONS_BASE_COLUMNS
 from contract.workspace import Workspace
 
+log = logging.getLogger(__name__)
+
 #: Columns of the decisions table that are never context features.
 NON_CONTEXT: frozenset[str] = frozenset({*DECISIONS_BASE_COLUMNS, "source", "imported_at", "ingested_at"})
+
+#: Text read as a boolean number (a bool column written to CSV reads back as "True"/"False").
+BOOL_TEXT: dict[str, float] = {"true": 1.0, "false": 0.0}
 
 
 def load_decisions(ws: Workspace) -> pd.DataFrame:
@@ -58,31 +65,65 @@ def time_split(df: pd.DataFrame, holdout_fraction: float = 0.25) -> tuple[pd.Dat
     return df.loc[order[:cut]].reset_index(drop=True), df.loc[order[cut:]].reset_index(drop=True)
 
 
+def context_numbers(s: pd.Series) -> tuple[np.ndarray, bool]:
+    """(the column as float64, whether it is numeric): THE rule for numeric context columns.
+
+    Numeric: a bool or number dtype, or text (CSV cells, JSON strings, the importer's extra columns) whose
+    every present value parses as a number (``pd.to_numeric``) or as true/false; missing = null or blank,
+    and at least one value must be present. The values are NaN where missing or unparseable, so a column
+    fitted as numeric encodes the same whether it arrives typed or as text."""
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return s.astype("Float64").to_numpy(np.float64, na_value=np.nan), True
+    text = s.astype("string").str.strip()
+    missing = (text.isna() | (text == "")).to_numpy(bool)
+    lower = text.str.lower()
+    as_bool = lower.isin(list(BOOL_TEXT)).to_numpy(bool)
+    parsed = pd.Series(pd.to_numeric(text.mask(as_bool | missing), errors="coerce"), copy=False)
+    values = parsed.astype("Float64").to_numpy(np.float64, na_value=np.nan)
+    ok = ~np.isnan(values)
+    with suppress(ValueError):  # pd.to_numeric's fast parser may round the last digit; numpy's is exact
+        values[ok] = text[ok].to_numpy(str).astype(np.float64)
+    values[as_bool] = lower[as_bool].map(BOOL_TEXT).to_numpy(np.float64)
+    return values, bool((~missing).any() and not (np.isnan(values) & ~missing).any())
+
+
 @dataclass
 class ContextEncoder:
     """Context columns -> a float matrix for LightGBM: numbers as they are, categories as fixed codes.
 
     Learned at fit (columns, kinds, category levels) and saved with the policy, so serving encodes the same
-    way. Datetimes and high-cardinality text (ids) are not features; unknown categories become missing."""
+    way. A column is numeric by ``context_numbers`` at fit, and encoded by it at transform, whatever its
+    incoming dtype (numbers as text from a CSV included). Datetimes are not features; text with more than
+    ``max_levels`` distinct values (ids) is dropped with a warning and recorded in ``dropped_`` (column ->
+    number of distinct values); unknown categories become missing."""
 
     max_levels: int = 100
     numeric_: list[str] = field(default_factory=list)
     categories_: dict[str, list[str]] = field(default_factory=dict)
+    dropped_: dict[str, int] = field(default_factory=dict)
 
     def fit(self, df: pd.DataFrame, exclude: frozenset[str] = NON_CONTEXT) -> ContextEncoder:
-        self.numeric_, self.categories_ = [], {}
+        self.numeric_, self.categories_, self.dropped_ = [], {}, {}
         for col in df.columns:
             if col in exclude or col.startswith("_"):
                 continue
             s = df[col]
-            if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-                self.numeric_.append(col)
-            elif pd.api.types.is_datetime64_any_dtype(s):
+            if pd.api.types.is_datetime64_any_dtype(s):
                 continue
-            else:
-                levels = sorted(s.dropna().astype(str).unique().tolist())
-                if 0 < len(levels) <= self.max_levels:
-                    self.categories_[col] = levels
+            if context_numbers(s)[1]:
+                self.numeric_.append(col)
+                continue
+            levels = sorted(s.dropna().astype(str).unique().tolist())
+            if 0 < len(levels) <= self.max_levels:
+                self.categories_[col] = levels
+            elif levels:
+                self.dropped_[col] = len(levels)
+                log.warning(
+                    "context column %r dropped: %d distinct values, more than max_levels=%d for a category",
+                    col,
+                    len(levels),
+                    self.max_levels,
+                )
         return self
 
     @property
@@ -99,10 +140,7 @@ class ContextEncoder:
             raise ContractError(missing[0], f"context column missing (the policy was trained on {missing})")
         out = np.empty((len(df), len(self.columns_)), dtype=np.float64)
         for j, col in enumerate(self.numeric_):
-            v = pd.to_numeric(
-                df[col].astype("float64") if df[col].dtype == bool else df[col], errors="coerce"
-            )
-            out[:, j] = v.to_numpy(np.float64, na_value=np.nan)
+            out[:, j] = context_numbers(df[col])[0]
         for j, (col, levels) in enumerate(self.categories_.items(), start=len(self.numeric_)):
             codes = pd.Categorical(df[col].astype("string"), categories=levels).codes.astype(np.float64)
             codes[codes < 0] = np.nan
@@ -110,8 +148,18 @@ class ContextEncoder:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_levels": self.max_levels, "numeric": self.numeric_, "categories": self.categories_}
+        return {
+            "max_levels": self.max_levels,
+            "numeric": self.numeric_,
+            "categories": self.categories_,
+            "dropped": self.dropped_,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContextEncoder:
-        return cls(max_levels=d["max_levels"], numeric_=list(d["numeric"]), categories_=dict(d["categories"]))
+        return cls(
+            max_levels=d["max_levels"],
+            numeric_=list(d["numeric"]),
+            categories_=dict(d["categories"]),
+            dropped_=dict(d.get("dropped", {})),
+        )

@@ -10,12 +10,17 @@ categorical feature, so actions share statistical strength (a per-action model s
 ``method="auto"`` picks one of those, or the best single action, by its doubly robust value on a later
 validation slice of the training rows (``training.nba.selection``; model selection by OPE, never by any
 truth), then refits it on all of them.
-The policy serves epsilon-greedy over the eligible actions; uplift is measured against the control action.
+The policy serves epsilon-greedy over the eligible actions; uplift is measured against the control
+(no-offer) action, named by ``control`` (the ``nba_control_action`` setting, ``cxi train nba --control``).
+When no control is named, or the named one never occurs in the training decisions, the policy still learns
+(with a logged warning naming the actions that do occur) but has no uplift: ``uplift`` and the ``uplift``
+column of ``recommend`` are null (NaN), never the expected reward passed off as lift.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,8 @@ import pandas as pd
 from contract.errors import ContractError
 from training.nba.data import ContextEncoder, check_decisions
 from training.nba.eligibility import EligibilityRules
+
+log = logging.getLogger(__name__)
 
 ID_COLUMNS: tuple[str, ...] = ("decision_id", "customer_id")
 METHODS: tuple[str, ...] = ("dr", "direct", "pooled", "auto")
@@ -112,6 +119,14 @@ class NBAPolicy:
         if len(self.actions_) < 2:
             raise ContractError("action", "need at least two logged actions to learn a policy", self.actions_)
         self.control_ = self.control if self.control in self.actions_ else None
+        if self.control is not None and self.control_ is None:
+            log.warning(
+                "control action %r does not occur in the training decisions (actions: %s): training anyway, "
+                "but uplift will be null; name the control (the nba_control_action setting, "
+                "`cxi train nba --control NAME`) to measure uplift against it",
+                self.control,
+                ", ".join(self.actions_),
+            )
         if self.eligibility is not None:
             self.eligibility.check_actions(self.actions_)
         self.encoder_ = ContextEncoder().fit(decisions)
@@ -179,9 +194,10 @@ class NBAPolicy:
         return pd.DataFrame(q, columns=self.actions_, index=contexts.index)
 
     def uplift(self, contexts: pd.DataFrame) -> pd.DataFrame:
-        """Expected reward of each action minus the control's (zeros when there is no control action)."""
+        """Expected reward of each action minus the control's; all NaN (null) when the policy has no control
+        action (none named, or the named one was not in the training decisions): no baseline, no uplift."""
         q = self.expected_rewards(contexts)
-        return q.sub(q[self.control_], axis=0) if self.control_ else q * 0.0
+        return q.sub(q[self.control_], axis=0) if self.control_ else q * np.nan
 
     def eligible(self, contexts: pd.DataFrame) -> np.ndarray:
         """(n, K) eligibility mask from the policy's rules (all True without rules)."""
@@ -219,7 +235,11 @@ class NBAPolicy:
     def recommend(
         self, contexts: pd.DataFrame, epsilon: float | None = None, rng: np.random.Generator | None = None
     ) -> pd.DataFrame:
-        """One sampled action per context row, with the probability it was chosen (the propensity to log)."""
+        """One sampled action per context row, with the probability it was chosen (the propensity to log).
+
+        Columns: the context's ``decision_id`` / ``customer_id`` (when given), ``action``, ``probability``,
+        ``expected_reward`` of that action and its ``uplift`` over the control action's expected reward;
+        ``uplift`` is null (NaN) for every row when the policy has no control action (``control_`` is None)."""
         rng = rng or np.random.default_rng()
         q = self.expected_rewards(contexts)
         probs = self.action_probabilities(contexts, epsilon).to_numpy()
@@ -234,7 +254,7 @@ class NBAPolicy:
         out["action"] = np.asarray(self.actions_, dtype=object)[pick]
         out["probability"] = probs[rows, pick]
         out["expected_reward"] = q.to_numpy()[rows, pick]
-        base = q[self.control_].to_numpy() if self.control_ else np.zeros(len(q))
+        base = q[self.control_].to_numpy() if self.control_ else np.full(len(q), np.nan)
         out["uplift"] = out["expected_reward"].to_numpy() - base
         return out.reset_index(drop=True)
 

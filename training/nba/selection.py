@@ -35,7 +35,7 @@ def select_method(policy: NBAPolicy, decisions: pd.DataFrame) -> tuple[str, str 
     from training.nba.policy import NBAPolicy
 
     fit_part, val = time_split(decisions, policy.validation_fraction)
-    params = policy.get_params()
+    params = {**policy.get_params(), "control": policy.control_}  # warned about once, by the caller's fit
     fitted = {
         m: NBAPolicy(**{**params, "method": m}, eligibility=policy.eligibility).fit(fit_part)
         for m in CANDIDATES

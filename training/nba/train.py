@@ -37,13 +37,22 @@ class NBAResult:
 def model_card(policy: NBAPolicy, ev: OfflineEvaluation, rows: dict[str, int], window: dict[str, str]) -> str:
     t = ev.table.pivot(index="policy", columns="estimator", values="value").round(4)
     rules = policy.eligibility.model_dump_json(indent=2) if policy.eligibility else "none"
+    control = (
+        f"control `{policy.control_}`"
+        if policy.control_
+        else f"no control (`{policy.control}` not logged: uplift is null)"
+    )
+    dropped = policy.encoder_.dropped_
     return "\n".join(
         [
             "# Next-best-action policy",
             "",
             f"Learned with `{policy.method}` policy learning from {rows['train']} logged decisions "
             f"({window['train_start']} .. {window['train_end']}); actions {policy.actions_}, "
-            f"control `{policy.control_}`; serves epsilon-greedy with epsilon = {policy.epsilon}.",
+            f"{control}; serves epsilon-greedy with epsilon = {policy.epsilon}.",
+            "",
+            f"Context features: numeric {policy.encoder_.numeric_}, categorical {list(policy.encoder_.categories_)}"
+            + (f"; dropped (too many categories): {dropped}." if dropped else "."),
             "",
             f"## Off-policy evaluation ({rows['holdout']} held-out decisions, {window['holdout_start']} .. "
             f"{window['holdout_end']})",
@@ -83,11 +92,13 @@ def train_nba(
     register: bool = True,
     name: str = MODEL_NAME,
 ) -> NBAResult:
-    """Fit on the earlier decisions, evaluate on the later ones, log to MLflow and register the policy."""
+    """Fit on the earlier decisions, evaluate on the later ones, log to MLflow and register the policy.
+
+    Without ``policy``, a default ``NBAPolicy`` whose control action is ``settings.nba_control_action``."""
     t0 = time.perf_counter()
     frame = load_decisions(ws) if decisions is None else decisions
     train, holdout = time_split(frame, holdout_fraction)
-    policy = policy or NBAPolicy(seed=seed)
+    policy = policy or NBAPolicy(seed=seed, control=settings.nba_control_action)
     if eligibility is not None:
         policy.eligibility = eligibility
     policy.fit(train)
@@ -102,7 +113,14 @@ def train_nba(
             "holdout_end": str(holdout["occurred_at"].max()),
         }
         record = TrainingRecord(
-            params={**policy.get_params(), "holdout_fraction": holdout_fraction, "n_bootstrap": n_bootstrap},
+            params={
+                **policy.get_params(),
+                "holdout_fraction": holdout_fraction,
+                "n_bootstrap": n_bootstrap,
+                "control_found": policy.control_ is not None,
+                "context_numeric": ",".join(policy.encoder_.numeric_),
+                "context_dropped": ",".join(policy.encoder_.dropped_),
+            },
             metrics=ev.metrics(),
             feature_service="decisions_context",
             data_window=window,
