@@ -184,7 +184,12 @@ def _record_row() -> st.SearchStrategy[dict[str, Any]]:
             "email": EMAIL,
             "phone": PHONE,
             "date_of_birth": st.one_of(
-                st.none(), st.just("1990-01-05"), NAIVE, AWARE, st.just("someday"), st.sampled_from(["", "  "])
+                st.none(),
+                st.just("1990-01-05"),
+                NAIVE,
+                AWARE,
+                st.just("someday"),
+                st.sampled_from(["", "  "]),
             ),
             "user_id": IDENT,
             "national_id": st.one_of(st.none(), WORD, st.integers(0, 10**9)),
