@@ -24,7 +24,7 @@ from contract.errors import ContractError
 from contract.settings import Settings
 from contract.workspace import Workspace
 from training.baselines import activity_summary, churn_baselines
-from training.labels import churn_labels
+from training.labels import churn_labels, population_words
 from training.model import ChurnModel
 from training.pipeline import (
     NOT_MODEL_INPUTS,
@@ -75,7 +75,7 @@ def _model_card(plan: ChurnPlan, metrics: dict[str, float], rows: dict[str, int]
     m = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
     return f"""# Churn model ({MODEL_NAME})
 
-**Predicts** the probability that a customer active in the {plan.lookback_days} days before an as-of instant T
+**Predicts** the probability that a customer {population_words(plan.lookback_days)} an as-of instant T
 shows no {"activity" if plan.activity == "any" else "purchase"} in the following {plan.horizon_days} days.
 
 **Features**: Feast feature service `{FEATURE_SERVICE}` ({len(features)} inputs), point-in-time as of T.
@@ -111,7 +111,7 @@ def train_churn(
     *,
     as_of: datetime | date | None = None,
     horizon_days: int | None = None,
-    lookback_days: int = 90,
+    lookback_days: int | None = None,
     step_days: int = 7,
     max_train_dates: int = 12,
     model: ChurnModel | None = None,

@@ -1,4 +1,4 @@
-"""Purchase intent: P(a purchase in the next H days, default 7) for customers active in the lookback.
+"""Purchase intent: P(a purchase in the next H days, default 7) for customers known (or active in a lookback).
 
 Same pipeline as churn (`training.pipeline`): labels from the log (`training.targets.intent_labels`),
 features only through Feast, a LightGBM binary classifier (`ChurnModel` without churn's monotone
@@ -14,6 +14,7 @@ from contract.settings import Settings
 from contract.workspace import Workspace
 from training.baselines import fit_rfm_baselines
 from training.evaluation import roc_auc
+from training.labels import population_words
 from training.model import ChurnModel
 from training.pipeline import (
     PredictiveResult,
@@ -38,11 +39,13 @@ FEATURE_SERVICE = "churn_v1"
 DEFAULT_HORIZON_DAYS = 7
 
 
-def _model_card(horizon: int, lookback: int, metrics: dict[str, float], rows: dict[str, int], n: int) -> str:
+def _model_card(
+    horizon: int, lookback: int | None, metrics: dict[str, float], rows: dict[str, int], n: int
+) -> str:
     table = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
     return f"""# Purchase-intent model ({MODEL_NAME})
 
-**Predicts** the probability that a customer active in the {lookback} days before an as-of instant T makes a
+**Predicts** the probability that a customer {population_words(lookback)} an as-of instant T makes a
 purchase (returns excluded) in the following {horizon} days.
 
 **Features**: Feast feature service `{FEATURE_SERVICE}` ({n} inputs), point-in-time as of T.
@@ -67,7 +70,7 @@ def train_intent(
     *,
     as_of: datetime | date | None = None,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
-    lookback_days: int = 90,
+    lookback_days: int | None = None,
     step_days: int = 7,
     max_train_dates: int = 12,
     model: ChurnModel | None = None,

@@ -2,7 +2,8 @@
 
 For an as-of date T, a lookback L and a horizon H:
 
-* population: customers with at least one event (of any type) in (T - L, T];
+* population: customers with at least one event (of any type) in (T - L, T], or, with no lookback (L = None,
+  the training default), every customer known by T: the customers `cxi score` scores, dormant ones included;
 * churned = 1 when the customer has no *activity* in (T, T + H], where activity is any event or only a
   purchase (``settings.churn_activity``).
 
@@ -49,15 +50,17 @@ def check_as_of(
     as_of: Sequence[datetime],
     *,
     horizon_days: int,
-    lookback_days: int,
+    lookback_days: int | None,
     view: str = EVENTS_VIEW,
 ) -> list[datetime]:
     """The sorted distinct as-of instants (UTC) after checking the horizon, the lookback and that every
     horizon ends inside the log in ``view``; ContractError naming the argument otherwise."""
     if horizon_days < 1:
         raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
-    if lookback_days < 1:
-        raise ContractError("lookback_days", "must be at least 1 day", lookback_days)
+    if lookback_days is not None and lookback_days < 1:
+        raise ContractError(
+            "lookback_days", "must be at least 1 day (or None: every customer known)", lookback_days
+        )
     if not as_of:
         raise ContractError("as_of", "at least one as-of date is required")
     dates = sorted({to_utc(t) for t in as_of})
@@ -73,13 +76,25 @@ def check_as_of(
     return dates
 
 
+def in_population(lookback_days: int | None) -> str:
+    """The join condition of an event ``e`` that puts its customer in the population at ``t.as_of``."""
+    if lookback_days is None:
+        return "e.occurred_at <= t.as_of"
+    return f"e.occurred_at > t.as_of - to_days({int(lookback_days)}) AND e.occurred_at <= t.as_of"
+
+
+def population_words(lookback_days: int | None) -> str:
+    """The population in a model card's words."""
+    return "known by" if lookback_days is None else f"active in the {lookback_days} days before"
+
+
 def churn_labels(
     con: duckdb.DuckDBPyConnection,
     as_of: Sequence[datetime],
     *,
     horizon_days: int,
     activity: str = "any",
-    lookback_days: int = 90,
+    lookback_days: int | None = 90,
     view: str = EVENTS_VIEW,
 ) -> pd.DataFrame:
     """Labels for every (customer, as-of date): columns customer_id, event_timestamp (= T, UTC), churned (0/1).
@@ -104,7 +119,7 @@ def churn_labels(
         pop AS (
             SELECT DISTINCT e.customer_id, t.as_of
             FROM ev e JOIN t
-              ON e.occurred_at > t.as_of - to_days({int(lookback_days)}) AND e.occurred_at <= t.as_of
+              ON {in_population(lookback_days)}
         ),
         act AS (
             SELECT DISTINCT e.customer_id, t.as_of

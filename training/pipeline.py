@@ -38,7 +38,7 @@ class ChurnPlan:
     holdout_as_of: datetime
     train_as_of: list[datetime]
     horizon_days: int
-    lookback_days: int
+    lookback_days: int | None  # None: every customer known at each as-of
     activity: str
 
 
@@ -52,7 +52,7 @@ def plan_as_of(
     *,
     horizon_days: int,
     as_of: datetime | date | None = None,
-    lookback_days: int = 90,
+    lookback_days: int | None = None,
     activity: str = "any",
     step_days: int = 7,
     max_train_dates: int = 12,
@@ -152,7 +152,7 @@ class Window:
 
     as_of: datetime | date | None
     horizon_days: int
-    lookback_days: int = 90
+    lookback_days: int | None = None  # every customer known at T: those `cxi score` scores
     step_days: int = 7
     max_train_dates: int = 12
 

@@ -1,7 +1,8 @@
 """Purchase-intent and value labels from the resolved event log, one SQL statement each over DuckDB.
 
 For an as-of instant T, a lookback L and a horizon H, the population is the customers with at least one event
-(of any type) in (T - L, T], as for churn (`training.labels`). Then:
+(of any type) in (T - L, T], or every customer known by T without a lookback (the default), as for churn
+(`training.labels`). Then:
 
 * ``purchased`` (intent) = 1 when the customer makes a purchase (a purchase event with a non-negative amount;
   returns are negative) in (T, T + H];
@@ -20,7 +21,7 @@ import duckdb
 import pandas as pd
 
 from contract.schemas import PURCHASE_TYPES
-from training.labels import EVENTS_VIEW, check_as_of
+from training.labels import EVENTS_VIEW, check_as_of, in_population
 
 INTENT_LABEL = "purchased"
 VALUE_LABEL = "revenue"
@@ -39,7 +40,7 @@ def _labels(
     label: str,
     *,
     horizon_days: int,
-    lookback_days: int,
+    lookback_days: int | None,
     view: str,
 ) -> pd.DataFrame:
     """The population at each as-of with ``label``'s outcome (`_OUTCOMES`)."""
@@ -54,7 +55,7 @@ def _labels(
         pop AS (
             SELECT DISTINCT e.customer_id, t.as_of
             FROM ev e JOIN t
-              ON e.occurred_at > t.as_of - to_days({int(lookback_days)}) AND e.occurred_at <= t.as_of
+              ON {in_population(lookback_days)}
         ),
         fut AS (
             SELECT e.customer_id, t.as_of,
@@ -82,7 +83,7 @@ def intent_labels(
     as_of: Sequence[datetime],
     *,
     horizon_days: int = 7,
-    lookback_days: int = 90,
+    lookback_days: int | None = 90,
     view: str = EVENTS_VIEW,
 ) -> pd.DataFrame:
     """Columns customer_id, event_timestamp (= T, UTC), purchased (0/1: a purchase in (T, T + H])."""
@@ -96,7 +97,7 @@ def value_labels(
     as_of: Sequence[datetime],
     *,
     horizon_days: int = 90,
-    lookback_days: int = 90,
+    lookback_days: int | None = 90,
     view: str = EVENTS_VIEW,
 ) -> pd.DataFrame:
     """Columns customer_id, event_timestamp (= T, UTC), revenue (net revenue in (T, T + H], floored at 0)."""

@@ -1,4 +1,4 @@
-"""Predicted value: expected revenue over the next H days (default 90) for customers active in the lookback.
+"""Predicted value: expected revenue over the next H days (default 90) for customers known (or active in a lookback).
 
 Same pipeline as churn and intent (`training.pipeline`): labels from the log
 (`training.targets.value_labels`), features only through Feast, a LightGBM regressor with a Tweedie objective
@@ -194,8 +194,8 @@ def _model_card(horizon: int, metrics: dict[str, float], rows: dict[str, int], n
     table = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
     return f"""# Predicted-value model ({MODEL_NAME})
 
-**Predicts** the expected revenue (net of returns, floored at 0) of a customer active in the lookback before
-an as-of instant T over the following {horizon} days.
+**Predicts** the expected revenue (net of returns, floored at 0) of a customer known (or active in
+the lookback) by an as-of instant T over the following {horizon} days.
 
 **Features**: Feast feature service `{FEATURE_SERVICE}` ({n} inputs), point-in-time as of T.
 **Model**: LightGBM, Tweedie objective, early stopping on a customer-grouped validation split.
@@ -217,7 +217,7 @@ def train_value(
     *,
     as_of: datetime | date | None = None,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
-    lookback_days: int = 90,
+    lookback_days: int | None = None,
     step_days: int = 7,
     max_train_dates: int = 12,
     model: ValueModel | None = None,
