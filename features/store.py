@@ -135,7 +135,15 @@ class FeatureRepo:
     def _service(self, service: str) -> FeatureService:
         if service not in self._services:
             feature_names(service)  # a clear error for an unknown service
-            self._services[service] = self.store.get_feature_service(service)
+            from feast.errors import FeatureServiceNotFoundException
+
+            try:
+                self._services[service] = self.store.get_feature_service(service)
+            except FeatureServiceNotFoundException as exc:
+                raise WorkspaceError(
+                    f"feature service {service!r} is not registered in the feature store: "
+                    "run `cxi features apply` (then `cxi features build`)"
+                ) from exc
         return self._services[service]
 
     def historical(self, entity_df: pd.DataFrame, service: str = "churn_v1") -> pd.DataFrame:

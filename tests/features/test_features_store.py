@@ -10,7 +10,7 @@ import pytest
 from features_testdata import FeatureEnv, make_settings, seed_workspace, synthetic_events
 from typer.testing import CliRunner
 
-from contract.errors import NotFoundError
+from contract.errors import NotFoundError, WorkspaceError
 from features.definitions import feature_names
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,15 @@ def test_unknown_customer_and_service(feature_env: FeatureEnv) -> None:
     assert len(out) == 1 and out.loc[0, NAMES].isna().all() and pd.isna(out.loc[0, "features_as_of"])
     with pytest.raises(NotFoundError, match="churn_v9"):
         feature_env.repo.online(["nobody"], service="churn_v9")
+
+
+def test_a_store_never_applied_says_what_to_run(tmp_path: Path, feature_env: FeatureEnv) -> None:
+    from features.store import FeatureRepo
+
+    repo = FeatureRepo(make_settings(tmp_path))
+    entity = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [pd.Timestamp("2024-05-01", tz="UTC")]})
+    with pytest.raises(WorkspaceError, match="cxi features apply"):
+        repo.historical(entity)
 
 
 def test_cli_build_apply_materialize(tmp_path: Path, feature_env: FeatureEnv) -> None:
