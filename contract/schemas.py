@@ -204,7 +204,7 @@ class CustomerRecord(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
+        if v is None or not v.strip() or v.strip().lower() in JUNK_VALUES:  # "N/A" is no address: missing
             return None
         norm = normalize_email(v)
         if not is_valid_email(norm):

@@ -315,7 +315,9 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
         for k in RECORD_FIELDS
         if k not in ("source", "record_id", "email", "phone", "date_of_birth")
     }
-    raw_email = pd.Series(text(df, "email").to_pandas(), dtype="string")
+    raw_email_text = text(df, "email")
+    raw_email = pd.Series(raw_email_text.to_pandas(), dtype="string")
+    raw_email = raw_email.where(~is_junk(raw_email_text))  # a placeholder ("N/A") is a missing address
     email = normalize_email_series(raw_email)
     email = email.where(email.str.len() > 0)
     b.fail((email.notna() & ~email_ok(email)).to_numpy(), "email", "not a valid email address")

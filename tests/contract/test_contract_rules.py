@@ -72,6 +72,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
     ("event", EV, {"type": "consent_update", "properties": {"consent": {"marketing": True}}}, None),
     ("event", EV, {"properties": {"consent": {"telepathy": True}}}, "properties.consent"),
     ("event", EV, {"properties": {"anything": [1, 2]}}, None),
+    ("record", REC, {"email": " N/A "}, None),  # a placeholder: a missing address, the record stays
     ("record", REC, {}, None),
     ("record", REC, {"record_id": None}, "record_id"),
     ("record", REC, {"record_id": ""}, "record_id"),

@@ -181,7 +181,7 @@ def _record_row() -> st.SearchStrategy[dict[str, Any]]:
             "source": st.one_of(st.none(), st.just(""), st.just("crm")),
             "record_id": st.one_of(st.none(), st.just(""), WORD),
             "first_name": st.one_of(st.none(), WORD),
-            "email": EMAIL,
+            "email": st.one_of(EMAIL, st.sampled_from(["N/A", "null", " unknown "])),
             "phone": PHONE,
             "date_of_birth": st.one_of(
                 st.none(),
