@@ -2,8 +2,8 @@
 
 `read_records` reads CSV / JSON-lines / Parquet files with the events importers' reader, mapping and
 validation (`source` defaults to the file's stem); a field that breaks the contract is cleared and counted
-(or, with ``strict``, raises), a record without a record_id or with a repeated (source, record_id) is an
-error. `prepare` turns a records frame (contract column names; any other column is an extra identifier)
+(or, with ``strict``, raises); a record without a record_id is an error, and of rows repeating a
+(source, record_id) the first is kept and the others counted (an error with ``strict``). `prepare` turns a records frame (contract column names; any other column is an extra identifier)
 into the normalised, canonically ordered frame every matching step works on; the text normalisation runs
 as Arrow compute kernels (no Python loop over values).
 """
@@ -59,10 +59,20 @@ def read_records(
         out = out.rename(columns={c: c.removeprefix("x:") for c in checked.extra_columns})
         report.rows[path.stem] = len(out)
         frames.append(out)
-    report.cleared = dict(cleared.most_common())
     if not frames:
         raise ContractError("--records", "at least one record file is required")
-    return pd.concat(frames, ignore_index=True), report
+    records = pd.concat(frames, ignore_index=True)
+    repeated = records.duplicated(["source", "record_id"], keep="first").to_numpy(bool)
+    if repeated.any():  # real exports repeat ids: the first row of an id is linked, the others reported
+        if strict:
+            first = records.loc[repeated, ["source", "record_id"]].iloc[0]
+            raise ContractError(
+                "record_id", "repeated within its source", f"{first.source}:{first.record_id}"
+            )
+        cleared["record_id: repeated within its source (later rows left out)"] += int(repeated.sum())
+        records = records.loc[~repeated].reset_index(drop=True)
+    report.cleared = dict(cleared.most_common())
+    return records, report
 
 
 def _arrow_raw(s: pd.Series) -> pa.Array:

@@ -3,16 +3,20 @@ plain-Python definitions."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from match_data import make_records
 
 import identity.match.compare as compare
+from contract.errors import ContractError
 from identity.match.cluster import components
 from identity.match.compare import compare_pairs, default_comparisons
-from identity.match.records import prepare
+from identity.match.records import prepare, read_records
 
 
 def test_prepare_normalises_text_phone_email_and_dates() -> None:
@@ -69,3 +73,20 @@ def test_chunked_comparison_equals_one_pass(monkeypatch: object) -> None:
     np.testing.assert_array_equal(whole.levels, chunked.levels)
     np.testing.assert_array_equal(whole.scores, chunked.scores)
     np.testing.assert_array_equal(whole.tf, chunked.tf)
+
+
+def test_a_repeated_record_id_keeps_its_first_row_and_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "crm.csv"
+    pd.DataFrame(
+        {
+            "record_id": ["1", "2", "2"],
+            "first_name": ["Ann", "Bob", "Robert"],
+            "email": ["a@x.io", "N/A", "b@x.io"],
+        }
+    ).to_csv(path, index=False)
+    records, report = read_records([path])
+    assert records["record_id"].tolist() == ["1", "2"] and records["first_name"].tolist() == ["Ann", "Bob"]
+    assert report.cleared == {"record_id: repeated within its source (later rows left out)": 1}
+    assert records["email"].isna().tolist() == [False, True]  # a placeholder address is a missing one
+    with pytest.raises(ContractError, match="repeated within its source"):
+        read_records([path], strict=True)
