@@ -10,6 +10,7 @@ the latest day end with T_h + H inside the log (or ``as_of``); training as-of in
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from contract.workspace import Workspace
 from training.evaluation import auc_difference_interval, binary_metrics, diagnostic_figures, roc_auc
 from training.labels import log_bounds, to_utc
 from training.registry import CHALLENGER, CHAMPION, RegisteredVersion, Registry, TrainingRecord
+
+logger = logging.getLogger(__name__)
 
 #: Served with the features but not a model input: an absolute time says nothing that carries over in time.
 NOT_MODEL_INPUTS: frozenset[str] = frozenset({"snapshot_at"})
@@ -287,6 +290,7 @@ def decide_by(
     before = registry.champion_version(name)
     if before is None:
         if floor:
+            logger.warning("%s: first model kept as challenger, not champion: %s", name, floor)
             return Decision(CHALLENGER, None, None, f"first model, not made champion: {floor}")
         return Decision(CHAMPION, None, None, "first model")
     champ = registry.champion(name)

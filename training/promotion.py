@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +9,8 @@ import pandas as pd
 
 from contract.errors import CXIError, NotFoundError
 from training.evaluation import binary_metrics, roc_auc
+from training.pipeline import decide_by
 from training.registry import CHALLENGER, CHAMPION, Registry
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,24 +45,13 @@ def decide(
     *,
     floor: str | None = None,
 ) -> Promotion:
-    """Score the current champion of ``name`` on ``holdout`` and compare ROC-AUC (ties promote the new model).
-    A first model becomes champion unless ``floor`` says why not (`first_model_floor`): then it waits as
-    challenger, so nothing serves a model worse than chance or than a plain baseline."""
-    before = registry.champion_version(name)
-    if before is None:
-        if floor:
-            logger.warning("%s: first model kept as challenger, not champion: %s", name, floor)
-            return Promotion(CHALLENGER, None, None, f"first model, not made champion: {floor}")
-        return Promotion(CHAMPION, None, None, "first model")
-    champ = registry.champion(name)
-    if not set(champ.feature_names) <= set(holdout.columns):
-        missing = sorted(set(champ.feature_names) - set(holdout.columns))
-        return Promotion(
-            CHAMPION, before, None, f"champion v{before} needs features the holdout lacks: {missing}"
-        )
-    old = roc_auc(y, champ.predict(holdout))
-    alias = CHAMPION if new_roc_auc >= old else CHALLENGER
-    return Promotion(alias, before, old, f"holdout ROC-AUC {new_roc_auc:.4f} vs champion v{before} {old:.4f}")
+    """`training.pipeline.decide_by` with ROC-AUC on ``y``: the champion scored on ``holdout``, ties promote the
+    new model, and a first model with a ``floor`` reason (`first_model_floor`) waits as challenger, so nothing
+    serves a model worse than chance or than a plain baseline."""
+    d = decide_by(
+        registry, name, holdout, lambda s: roc_auc(y, s), new_roc_auc, metric_name="ROC-AUC", floor=floor
+    )
+    return Promotion(d.alias, d.champion_before, d.champion_value, d.reason)
 
 
 # --- the promotion gate behind `cxi models promote` ---------------------------------------------------------
