@@ -243,6 +243,8 @@ def _transaction_verdict(r: dict[str, Any]) -> tuple[BaseModel | None, set[str]]
         return None, fields
     assert isinstance(tx, Transaction)
     props = {k: data[k] for k in ("order_id", "product_id", "quantity") if k in data}
+    if tx.quantity is not None and tx.quantity < 0:  # a return line's event carries the units it returns
+        props["quantity"] = -tx.quantity
     ev = {k: data[k] for k in data if k not in TX_FIELDS and k != "channel"}
     ev.update(
         event_id="txn",
