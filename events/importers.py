@@ -32,6 +32,7 @@ from contract.schemas import (
 from contract.workspace import Workspace
 from events.properties import KNOWN_PROPS, to_json
 from events.readers import apply_mapping, read_frame
+from events.timestamps import check_date_format
 from events.transactions import check_transactions
 from events.validate import EVENT_FIELDS, RECORD_FIELDS, Checked, check_decisions, check_events, check_records
 
@@ -81,11 +82,19 @@ def import_file(
     source: str | None = None,
     strict: bool = False,
     tz: str | None = "UTC",
+    date_format: str | None = None,
 ) -> ImportReport:
     """Read a CSV / JSON-lines / Parquet file and import it; `source` defaults to the file's stem."""
     path = Path(path)
     return import_frame(
-        ws, kind, read_frame(path), source=source or path.stem, mapping=mapping, strict=strict, tz=tz
+        ws,
+        kind,
+        read_frame(path),
+        source=source or path.stem,
+        mapping=mapping,
+        strict=strict,
+        tz=tz,
+        date_format=date_format,
     )
 
 
@@ -98,17 +107,20 @@ def import_frame(
     mapping: dict[str, str] | None = None,
     strict: bool = False,
     tz: str | None = "UTC",
+    date_format: str | None = None,
 ) -> ImportReport:
-    """Validate, deduplicate and append one frame; naive timestamps are read in `tz` (None rejects them)."""
+    """Validate, deduplicate and append one frame; naive timestamps are read in `tz` (None rejects them),
+    text dates with `date_format` when given (else the forms `events.timestamps` recognises)."""
     if kind not in KINDS:
         raise ContractError("kind", f"must be one of {', '.join(KINDS)}", kind)
     if tz is not None:
         _check_tz(tz)
+    check_date_format(date_format)
     started = time.perf_counter()
     plain = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
     original = frame if plain else frame.reset_index(drop=True)
     df = apply_mapping(original, mapping, FIELDS[kind])
-    checked = _check(kind, df, source, tz)
+    checked = _check(kind, df, source, tz, date_format)
     ok = checked.ok
     keys = _keys(kind, checked.table)
     dup = np.zeros(len(df), dtype=bool)
@@ -149,14 +161,14 @@ def _check_tz(tz: str) -> None:
         raise ContractError("tz", "not a known time zone (e.g. UTC, Europe/Paris)", tz) from exc
 
 
-def _check(kind: str, df: pd.DataFrame, source: str, tz: str | None) -> Checked:
+def _check(kind: str, df: pd.DataFrame, source: str, tz: str | None, date_format: str | None) -> Checked:
     if kind == "events":
-        return check_events(df, tz=tz)
+        return check_events(df, tz=tz, date_format=date_format)
     if kind == "transactions":
-        return check_transactions(df, tz=tz)
+        return check_transactions(df, tz=tz, date_format=date_format)
     if kind == "records":
-        return check_records(df, source=source)
-    return check_decisions(df, tz=tz)
+        return check_records(df, source=source, date_format=date_format)
+    return check_decisions(df, tz=tz, date_format=date_format)
 
 
 def _keys(kind: str, t: pa.Table) -> pa.Array:

@@ -26,11 +26,14 @@ from events.validate import Blame, Checked, _number, _text, check_events
 _RENAMED = {"user_id": "customer_id", "properties.revenue": "amount"}
 
 
-def check_transactions(df: pd.DataFrame, *, tz: str | None = "UTC") -> Checked:
+def check_transactions(
+    df: pd.DataFrame, *, tz: str | None = "UTC", date_format: str | None = None
+) -> Checked:
     """The rules of ``contract.schemas.Transaction``, then those of the ``purchase`` event it becomes."""
     b = Blame(len(df))
     customer = _text(b, df, "customer_id", 1, required=True)
-    b.fail_each(parse_timestamps(column(df, "occurred_at"), tz=tz).error, "occurred_at")
+    times = parse_timestamps(column(df, "occurred_at"), tz=tz, date_format=date_format)
+    b.fail_each(times.error, "occurred_at")
     amount = _number(b, column(df, "amount"), "amount", required=True)
     quantity = _number(b, column(df, "quantity"), "quantity", integer=True)
     with np.errstate(invalid="ignore"):
@@ -54,7 +57,7 @@ def check_transactions(df: pd.DataFrame, *, tz: str | None = "UTC") -> Checked:
         ev["quantity"] = column(df, "quantity").where(~returned, pd.Series(-quantity, index=df.index))
     channel = text(df, "channel")
     ev["channel"] = pd.Series(pc.fill_null(channel, "store").to_pandas(), index=df.index, dtype=object)
-    checked = check_events(ev, tz=tz, negative_revenue=True)
+    checked = check_events(ev, tz=tz, negative_revenue=True, date_format=date_format)
     own_field, own_reason = b.arrays()
     mine = own_field != None  # noqa: E711 (element-wise)
     ev_field = np.array([_rename(f) for f in checked.field], dtype=object)

@@ -172,24 +172,35 @@ def phone_ok(norm: pd.Series) -> pd.Series:
     return norm.str.lstrip("+").str.len().between(6, 15).fillna(False).astype(bool)
 
 
-def check_events(df: pd.DataFrame, *, tz: str | None = "UTC", negative_revenue: bool = False) -> Checked:
-    """The rules of ``contract.schemas.Event`` (``negative_revenue`` admits returns from transactions).
+def check_events(
+    df: pd.DataFrame,
+    *,
+    tz: str | None = "UTC",
+    negative_revenue: bool = False,
+    date_format: str | None = None,
+) -> Checked:
+    """The rules of ``contract.schemas.Event`` (``negative_revenue`` admits returns from transactions;
+    ``date_format``: see ``events.timestamps``).
 
     Small batches (live ingestion) are checked row by row (``events.rowwise``, same results, ~20x cheaper
     per call); larger ones, and shapes the row-wise path does not cover, column-wise.
     """
     from events import rowwise
 
-    if len(df) <= rowwise.SMALL_BATCH:
+    if len(df) <= rowwise.SMALL_BATCH and date_format is None:
         try:
             return rowwise.check_events_small(df, tz, negative_revenue)
         except (rowwise.Unsupported, pa.ArrowException, UnicodeError):
             pass
-    return check_events_columnwise(df, tz=tz, negative_revenue=negative_revenue)
+    return check_events_columnwise(df, tz=tz, negative_revenue=negative_revenue, date_format=date_format)
 
 
 def check_events_columnwise(
-    df: pd.DataFrame, *, tz: str | None = "UTC", negative_revenue: bool = False
+    df: pd.DataFrame,
+    *,
+    tz: str | None = "UTC",
+    negative_revenue: bool = False,
+    date_format: str | None = None,
 ) -> Checked:
     """``check_events`` over whole columns (pandas/Arrow/DuckDB): the batch importer's path."""
     n = len(df)
@@ -205,7 +216,7 @@ def check_events_columnwise(
     b.fail(bad, "phone", "not a valid phone number")
 
     event_id = _text(b, df, "event_id", 1, 128, required=True)
-    times = parse_timestamps(column(df, "occurred_at"), tz=tz)
+    times = parse_timestamps(column(df, "occurred_at"), tz=tz, date_format=date_format)
     b.fail_each(times.error, "occurred_at")
     type_ = _text(b, df, "type", required=True)
     b.fail(
@@ -302,8 +313,9 @@ def _arrow(s: pd.Series) -> pa.Array:
         return as_text(s)
 
 
-def check_records(df: pd.DataFrame, *, source: str) -> Checked:
-    """The rules of ``contract.schemas.CustomerRecord``; `source` fills rows without one."""
+def check_records(df: pd.DataFrame, *, source: str, date_format: str | None = None) -> Checked:
+    """The rules of ``contract.schemas.CustomerRecord``; `source` fills rows without one; `date_format`
+    reads the date of birth (see ``events.timestamps``)."""
     n = len(df)
     b = Blame(n)
     src = text(df, "source")
@@ -324,7 +336,7 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
     email = email.where(email_ok(email))
     phone = normalize_phone_series(pd.Series(text(df, "phone").to_pandas(), dtype="string"))
     phone = phone.where(phone.str.len() > 0)
-    dob = parse_timestamps(blank_as_missing(column(df, "date_of_birth")), tz="UTC")
+    dob = parse_timestamps(blank_as_missing(column(df, "date_of_birth")), tz="UTC", date_format=date_format)
     dob_err = np.where(dob.error == "required", None, dob.error)
     b.fail_each(dob_err, "date_of_birth")
     literal = pd.Series(text(df, "date_of_birth").to_pandas(), dtype="string").str.strip()
@@ -364,12 +376,12 @@ def check_records(df: pd.DataFrame, *, source: str) -> Checked:
     return Checked(pa.table({**cols, **extra}), field_, reason, None, list(extra))
 
 
-def check_decisions(df: pd.DataFrame, *, tz: str | None = "UTC") -> Checked:
+def check_decisions(df: pd.DataFrame, *, tz: str | None = "UTC", date_format: str | None = None) -> Checked:
     """The rules of ``contract.schemas.Decision``; other columns are context, kept as they are."""
     b = Blame(len(df))
     decision_id = _text(b, df, "decision_id", 1, required=True)
     customer_id = _text(b, df, "customer_id", 1, required=True)
-    times = parse_timestamps(column(df, "occurred_at"), tz=tz)
+    times = parse_timestamps(column(df, "occurred_at"), tz=tz, date_format=date_format)
     b.fail_each(times.error, "occurred_at")
     action = _text(b, df, "action", 1, required=True)
     propensity = _number(

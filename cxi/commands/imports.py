@@ -27,6 +27,14 @@ SourceOpt = Annotated[
 TzOpt = Annotated[
     str, typer.Option("--tz", help="Time zone for timestamps without an offset (naive ISO, YYYYMMDD).")
 ]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="strftime format of text dates (e.g. '%d/%m/%Y %H:%M'); default: ISO 8601, YYYYMMDD, epoch,"
+        " or day/month/year with the order read from the column.",
+    ),
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Any rejected row: write nothing and exit 1.")]
 WorkspaceOpt = Annotated[
     Path | None,
@@ -41,6 +49,7 @@ def _run(
     map_file: Path | None,
     source: str | None,
     tz: str,
+    date_format: str | None,
     strict: bool,
     workspace: Path | None,
 ) -> None:
@@ -63,6 +72,7 @@ def _run(
             source=source,
             strict=strict,
             tz=tz,
+            date_format=date_format,
         )  # type: ignore[arg-type]
     except ContractError as exc:
         console.print(f"[red]error[/red] {exc}")
@@ -107,10 +117,11 @@ def _command(kind: str):  # one typer command per kind; same options, different 
         map_file: MapFileOpt = None,
         source: SourceOpt = None,
         tz: TzOpt = "UTC",
+        date_format: DateFormatOpt = None,
         strict: StrictOpt = False,
         workspace: WorkspaceOpt = None,
     ) -> None:
-        _run(kind, file, map_, map_file, source, tz, strict, workspace)
+        _run(kind, file, map_, map_file, source, tz, date_format, strict, workspace)
 
     command.__doc__ = _HELP[kind]
     command.__name__ = kind

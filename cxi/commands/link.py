@@ -41,6 +41,14 @@ def link(
     strict: Annotated[
         bool, typer.Option(help="Fail on any field that breaks the contract (default: clear it).")
     ] = False,
+    date_format: Annotated[
+        str | None,
+        typer.Option(
+            "--date-format",
+            help="strftime format of dates of birth (e.g. '%d/%m/%Y'); default: ISO, YYYYMMDD or "
+            "day/month/year with the order read from the column.",
+        ),
+    ] = None,
     max_block_size: Annotated[int, typer.Option(help="Skip blocks with more records than this.")] = 500,
     window: Annotated[
         int,
@@ -62,7 +70,7 @@ def link(
         from events.readers import parse_map
         from identity.match import RecordMatcher, read_records
 
-        frame, read = read_records(records, parse_map(map_ or []), strict=strict)
+        frame, read = read_records(records, parse_map(map_ or []), strict=strict, date_format=date_format)
         read_s = time.perf_counter() - started
         matcher = RecordMatcher(
             mode=mode,

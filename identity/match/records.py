@@ -36,9 +36,14 @@ class ReadReport:
 
 
 def read_records(
-    paths: list[Path], mapping: dict[str, str] | None = None, *, strict: bool = False
+    paths: list[Path],
+    mapping: dict[str, str] | None = None,
+    *,
+    strict: bool = False,
+    date_format: str | None = None,
 ) -> tuple[pd.DataFrame, ReadReport]:
-    """Read record files into one frame in the contract's column names (extra id columns kept as-is)."""
+    """Read record files into one frame in the contract's column names (extra id columns kept as-is);
+    `date_format` reads dates of birth (see ``events.timestamps``)."""
     from events.readers import apply_mapping, read_frame
     from events.validate import RECORD_FIELDS, check_records
 
@@ -49,7 +54,7 @@ def read_records(
         path = Path(path)
         raw = read_frame(path)
         df = apply_mapping(raw.reset_index(drop=True), mapping, RECORD_FIELDS)
-        checked = check_records(df, source=path.stem)
+        checked = check_records(df, source=path.stem, date_format=date_format)
         bad = ~checked.ok
         for f, r in zip(checked.field[bad], checked.reason[bad], strict=True):
             if strict or f in ("record_id", "source"):

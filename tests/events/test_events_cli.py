@@ -97,3 +97,23 @@ def test_nothing_accepted_exits_1_and_bad_mapping_exits_2(tmp_path: Path, csv: P
     assert all_bad.exit_code == 1
     bad_map = RUNNER.invoke(app, [*prefix, "events", str(csv), "--map", "event_id=missing", *ws])
     assert bad_map.exit_code == 2 and "missing" in bad_map.output
+
+
+def test_date_format_option_reads_day_first_text(tmp_path: Path) -> None:
+    app, prefix = _app()
+    path = tmp_path / "till.csv"
+    pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "occurred_at": ["01/02/2024 10:00", "03/04/2024 11:30"],
+            "amount": [5, 7],
+        }
+    ).to_csv(path, index=False)
+    ws = tmp_path / "ws"
+    base = [*prefix, "transactions", str(path), "--workspace", str(ws)]
+    guessed = RUNNER.invoke(app, base)
+    assert guessed.exit_code == 1 and "day/month order is ambiguous" in guessed.output
+    given = RUNNER.invoke(app, [*base, "--date-format", "%d/%m/%Y %H:%M"])
+    assert given.exit_code == 0, given.output
+    times = Workspace(ws).read("events").column("occurred_at").to_pylist()
+    assert sorted(t.isoformat() for t in times) == ["2024-02-01T10:00:00+00:00", "2024-04-03T11:30:00+00:00"]

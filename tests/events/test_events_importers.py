@@ -225,6 +225,42 @@ def test_a_till_export_keeps_every_line_and_its_returns(ws: Workspace, tmp_path:
     assert import_file(ws, "transactions", path, mapping=mapping).duplicates == 4
 
 
+def test_a_month_first_till_export_imports_whole(ws: Workspace, tmp_path: Path) -> None:
+    """The classic UCI Online Retail CSV writes ``12/1/2010 8:26``: before, every row was quarantined."""
+    df = pd.DataFrame(
+        {
+            "InvoiceNo": ["536365", "536366", "536367"],
+            "InvoiceDate": ["12/1/2010 8:26", "12/1/2010 8:28", "12/13/2010 17:02"],
+            "UnitPrice": ["2.55", "1.85", "4.25"],
+            "CustomerID": ["17850", "17850", "13047"],
+        }
+    )
+    path = _write(df, tmp_path / "online_retail.csv")
+    mapping = {"customer_id": "CustomerID", "occurred_at": "InvoiceDate", "amount": "UnitPrice",
+               "order_id": "InvoiceNo"}  # fmt: skip
+    report = import_file(ws, "transactions", path, mapping=mapping, tz="Europe/London")
+    assert (report.accepted, report.quarantined) == (3, 0)
+    times = ws.read("events").to_pandas().set_index("event_id")["occurred_at"]
+    assert str(times["txn:536367"]) == "2010-12-13 17:02:00+00:00"
+    dmy = pd.DataFrame(
+        {"customer_id": ["c1", "c2"], "occurred_at": ["01/02/2024", "03/04/2024"], "amount": [1, 2]}
+    )
+    assert import_frame(ws, "transactions", dmy, source="s").quarantined == 2  # ambiguous: not guessed
+    fixed = import_frame(ws, "transactions", dmy, source="s", date_format="%d/%m/%Y")
+    assert (fixed.accepted, fixed.quarantined) == (2, 0)
+    with pytest.raises(ContractError, match="date_format"):
+        import_frame(ws, "transactions", dmy, source="s", date_format="dd/mm/yyyy")
+
+
+def test_record_dates_of_birth_day_first(ws: Workspace) -> None:
+    df = pd.DataFrame({"record_id": ["r1", "r2"], "date_of_birth": ["31/12/1980", "02/03/1975"]})
+    assert import_frame(ws, "records", df, source="crm").accepted == 2
+    assert [str(d) for d in ws.read("records")["date_of_birth"].to_pylist()] == [
+        "1980-12-31",
+        "1975-03-02",
+    ]
+
+
 def test_returned_units_need_a_return_line(ws: Workspace) -> None:
     df = pd.DataFrame(
         {

@@ -14,6 +14,7 @@ from match_data import make_records
 
 import identity.match.compare as compare
 from contract.errors import ContractError
+from events.timestamps import AMBIGUOUS
 from identity.match.cluster import components
 from identity.match.compare import compare_pairs, default_comparisons
 from identity.match.records import prepare, read_records
@@ -90,3 +91,15 @@ def test_a_repeated_record_id_keeps_its_first_row_and_is_reported(tmp_path: Path
     assert records["email"].isna().tolist() == [False, True]  # a placeholder address is a missing one
     with pytest.raises(ContractError, match="repeated within its source"):
         read_records([path], strict=True)
+
+
+def test_dates_of_birth_day_first_or_by_format(tmp_path: Path) -> None:
+    path = tmp_path / "crm.csv"
+    pd.DataFrame({"record_id": ["1", "2"], "date_of_birth": ["02/03/1975", "04/05/1980"]}).to_csv(
+        path, index=False
+    )
+    records, report = read_records([path])  # every value could be either order: cleared, not guessed
+    assert records["date_of_birth"].isna().all()
+    assert list(report.cleared) == ["date_of_birth: " + AMBIGUOUS]
+    records, report = read_records([path], date_format="%d/%m/%Y")
+    assert [str(d) for d in records["date_of_birth"]] == ["1975-03-02", "1980-05-04"] and report.cleared == {}
