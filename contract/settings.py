@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         REPO_ROOT / "features" / "repo", description="Feast repository (definitions only)."
     )
     feature_snapshot_days: int = Field(1, ge=1, description="Cadence of offline feature snapshots (days).")
+    feature_build_part_rows: int = Field(
+        200_000,
+        ge=1,
+        description="Snapshot rows per feature query in the batch job: customers are split into parts of about "
+        "this many (customer, day) rows, so memory follows the part (~4 kB a row at peak), not customers x days.",
+    )
     live_feature_max_age_s: float = Field(
         3600.0,
         ge=0,

@@ -4,11 +4,17 @@ Spine = every customer × every snapshot day (cadence `feature_snapshot_days`, c
 of the log) from the customer's first event day on; as_of = the day's last second (23:59:59 UTC). Features come from the one
 feature function, `features.compute.customer_features` (live windows included, for the `customer_live` view),
 so only events at or before as_of count.
+
+The query's memory grows with its spine (a two-year history of 6,000 customers peaked at 20 GB in one query),
+so customers are split by a hash of their id into parts of about `feature_build_part_rows` spine rows; each
+part is computed from its own customers' events and streamed to Parquet, then the parts become one file.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,9 +70,15 @@ FROM days d JOIN grid g ON g.day >= d.first_day
 
 
 def write_snapshots(
-    con: duckdb.DuckDBPyConnection, events_view: str, path: Path, *, every_days: int = 1
+    con: duckdb.DuckDBPyConnection,
+    events_view: str,
+    path: Path,
+    *,
+    every_days: int = 1,
+    part_rows: int = 200_000,
 ) -> SnapshotReport:
-    """Compute snapshots for every customer in `events_view` and write them atomically to `path`."""
+    """Compute snapshots for every customer in `events_view` and write them atomically to `path`, in customer
+    parts of about `part_rows` spine rows each (see the module docstring)."""
     started = time.perf_counter()
     # materialize inputs first: over a view of joins (identity), DuckDB's plan for the feature query is ~20x slower
     cols = ", ".join(EVENT_COLUMNS)
@@ -76,20 +88,40 @@ def write_snapshots(
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _snapshot_spine AS {spine_sql('_snapshot_events', every_days)}"
     )
-    feats = customer_features(con, "_snapshot_events", "_snapshot_spine", live=True)
+    spine_rows = con.execute("SELECT count(*) FROM _snapshot_spine").fetchone()[0]  # type: ignore[index]
+    parts = max(1, math.ceil(spine_rows / part_rows))
     created = datetime.now(UTC)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _snapshot_created AS SELECT ?::TIMESTAMPTZ AS created", [created]
     )
-    out = feats.query(
-        "feats",
-        f"SELECT {JOIN_KEY}, as_of AS {TIMESTAMP_FIELD}, (SELECT created FROM _snapshot_created) AS {CREATED_FIELD},"
-        f" * EXCLUDE ({JOIN_KEY}, as_of) FROM feats",
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    out.write_parquet(str(tmp), compression="zstd")
-    os.replace(tmp, path)
+    part_dir = path.with_name(f".{path.name}.parts")
+    shutil.rmtree(part_dir, ignore_errors=True)
+    part_dir.mkdir()
+    try:
+        for i in range(parts):
+            mine = f"hash(customer_id) % {parts} = {i}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW _part_events AS SELECT * FROM _snapshot_events WHERE {mine}"
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW _part_spine AS SELECT * FROM _snapshot_spine WHERE {mine}"
+            )
+            feats = customer_features(con, "_part_events", "_part_spine", live=True)
+            out = feats.query(
+                "feats",
+                f"SELECT {JOIN_KEY}, as_of AS {TIMESTAMP_FIELD},"
+                f" (SELECT created FROM _snapshot_created) AS {CREATED_FIELD}, * EXCLUDE ({JOIN_KEY}, as_of) FROM feats",
+            )
+            out.write_parquet(str(part_dir / f"part-{i:05d}.parquet"), compression="zstd")
+        con.execute(
+            "COPY (SELECT * FROM read_parquet(?)) TO ? (FORMAT parquet, COMPRESSION zstd)",
+            [str(part_dir / "part-*.parquet"), str(tmp)],
+        )
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(part_dir, ignore_errors=True)
     stats = con.execute(
         f"SELECT count(*), count(DISTINCT {JOIN_KEY}), count(DISTINCT {TIMESTAMP_FIELD}),"
         f" min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) FROM read_parquet(?)",
@@ -111,5 +143,9 @@ def build_snapshots(settings: Settings, ws: Workspace) -> SnapshotReport:
     with ws.connect("events", "identity_map", "identity_guard_log") as con:
         attach_resolved_events(con, ws)
         return write_snapshots(
-            con, RESOLVED_EVENTS, snapshot_path(settings), every_days=settings.feature_snapshot_days
+            con,
+            RESOLVED_EVENTS,
+            snapshot_path(settings),
+            every_days=settings.feature_snapshot_days,
+            part_rows=settings.feature_build_part_rows,
         )

@@ -17,11 +17,23 @@ from features.snapshots import build_snapshots, write_snapshots
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def snapshots(events: pd.DataFrame, path: Path, every_days: int = 1) -> pd.DataFrame:
+def snapshots(
+    events: pd.DataFrame, path: Path, every_days: int = 1, part_rows: int = 200_000
+) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("resolved_events", events)
-    write_snapshots(con, "resolved_events", path, every_days=every_days)
+    write_snapshots(con, "resolved_events", path, every_days=every_days, part_rows=part_rows)
     return pd.read_parquet(path).drop(columns="created")
+
+
+def test_customer_parts_give_the_one_query_result(tmp_path: Path) -> None:
+    """The batch job splits customers into parts to bound memory; the rows are the same as in one query."""
+    events = synthetic_events(customers=15, days=20, per_customer=10, start=START, seed=2)
+    keys = ["customer_id", "event_timestamp"]
+    whole = snapshots(events, tmp_path / "one.parquet").sort_values(keys, ignore_index=True)
+    parted = snapshots(events, tmp_path / "parts.parquet", part_rows=40).sort_values(keys, ignore_index=True)
+    assert len(whole) > 4 * 40 and not list(tmp_path.glob(".*"))  # several parts, nothing left behind
+    pd.testing.assert_frame_equal(parted, whole, check_exact=False, rtol=1e-12)
 
 
 def test_spine_is_every_customer_every_day_from_first_event(tmp_path: Path) -> None:
