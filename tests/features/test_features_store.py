@@ -48,6 +48,31 @@ def test_historical_is_point_in_time(feature_env: FeatureEnv) -> None:
     assert out.loc[3, NAMES].isna().all()  # before the first snapshot: nothing, not a later one
 
 
+def test_historical_gives_feasts_own_point_in_time_join(feature_env: FeatureEnv) -> None:
+    """`historical` runs the join in DuckDB over the registered source; Feast's `get_historical_features` is
+    the reference: same rows, same values, for instants before, on, between and after snapshots."""
+    s = feature_env.snapshots
+    rng = np.random.default_rng(5)
+    ids = [*s.customer_id.unique(), "nobody"]
+    lo, hi = s.event_timestamp.min() - pd.Timedelta(days=2), s.event_timestamp.max() + pd.Timedelta(days=2)
+    seconds = rng.integers(0, int((hi - lo).total_seconds()), 120)
+    at = lo + pd.to_timedelta(seconds, unit="s")
+    at = at.where(
+        rng.random(120) < 0.7, s.event_timestamp.sample(120, replace=True, random_state=1).to_numpy()
+    )
+    entity = pd.DataFrame({"customer_id": rng.choice(ids, 120), "event_timestamp": at, "label": range(120)})
+    ours = feature_env.repo.historical(entity)
+    job = feature_env.repo.store.get_historical_features(
+        entity_df=entity, features=feature_env.repo._service("churn_v1")
+    )
+    feast = job.to_df().sort_values("label", ignore_index=True)
+    assert ours["label"].tolist() == list(range(120))
+    assert 30 < ours[NAMES].notna().any(axis=1).sum() < 120  # found and not found
+    np.testing.assert_allclose(
+        ours[NAMES].astype(float).to_numpy(), feast[NAMES].astype(float).to_numpy(), equal_nan=True
+    )
+
+
 def test_online_equals_offline_for_the_latest_snapshot(feature_env: FeatureEnv) -> None:
     s = feature_env.snapshots
     latest = s.event_timestamp.max()
