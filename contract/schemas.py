@@ -218,6 +218,10 @@ class CustomerRecord(BaseModel):
         return None if isinstance(v, str) and not v.strip() else v
 
 
+#: Why a transaction without an amount is refused.
+AMOUNT_OR_UNIT_PRICE = "required (or unit_price, times quantity)"
+
+
 class Transaction(BaseModel):
     """A purchase from a plain transaction history; imported as a ``purchase`` event."""
 
@@ -227,7 +231,12 @@ class Transaction(BaseModel):
         min_length=1, description="The brand's own customer number (the contract's user_id)."
     )
     occurred_at: AwareDatetime
-    amount: float = Field(description="Order value; negative amounts are returns.")
+    amount: float | None = Field(
+        None,
+        description="Order (or line) value; negative amounts are returns. When absent: unit_price x quantity"
+        " (quantity 1 when absent), as a till export with Quantity and UnitPrice columns gives it.",
+    )
+    unit_price: float | None = Field(None, description="Price of one unit; gives amount when amount is absent.")
     order_id: str | None = None
     product_id: str | None = None
     category: str | None = None
@@ -239,6 +248,10 @@ class Transaction(BaseModel):
     def _returned_units(self) -> Transaction:
         if self.quantity == 0:
             raise ValueError("quantity: must not be 0")
+        if self.amount is None:
+            if self.unit_price is None:
+                raise ValueError(f"amount: {AMOUNT_OR_UNIT_PRICE}")
+            self.amount = self.unit_price * (self.quantity if self.quantity is not None else 1)
         if self.quantity is not None and self.quantity < 0 and self.amount > 0:
             raise ValueError("quantity: negative (units returned) only on a return line (amount <= 0)")
         return self

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contract.schemas import AMOUNT_OR_UNIT_PRICE
 from events.columns import column, sha256_text, text
 from events.timestamps import parse_timestamps
 from events.validate import Blame, Checked, _number, _text, check_events
@@ -34,10 +35,13 @@ def check_transactions(
     customer = _text(b, df, "customer_id", 1, required=True)
     times = parse_timestamps(column(df, "occurred_at"), tz=tz, date_format=date_format)
     b.fail_each(times.error, "occurred_at")
-    amount = _number(b, column(df, "amount"), "amount", required=True)
+    amount = _number(b, column(df, "amount"), "amount")
+    unit_price = _number(b, column(df, "unit_price"), "unit_price")
     quantity = _number(b, column(df, "quantity"), "quantity", integer=True)
     with np.errstate(invalid="ignore"):
         b.fail(quantity == 0, "quantity", "must not be 0")
+        amount = np.where(np.isnan(amount), unit_price * np.where(np.isnan(quantity), 1.0, quantity), amount)
+        b.fail(np.isnan(amount), "amount", AMOUNT_OR_UNIT_PRICE)
         returned = quantity < 0
         b.fail(
             returned & (amount > 0),
@@ -45,7 +49,9 @@ def check_transactions(
             "negative (units returned) only on a return line (amount <= 0)",
         )
     ev = df.drop(
-        columns=[c for c in ("customer_id", "amount", "revenue", "type", "event_id") if c in df.columns]
+        columns=[
+            c for c in ("customer_id", "amount", "unit_price", "revenue", "type", "event_id") if c in df.columns
+        ]
     )
     ev = ev.assign(
         user_id=pd.Series(customer.to_pandas(), index=df.index, dtype=object),

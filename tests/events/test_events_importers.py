@@ -226,22 +226,32 @@ def test_a_till_export_keeps_every_line_and_its_returns(ws: Workspace, tmp_path:
 
 
 def test_a_month_first_till_export_imports_whole(ws: Workspace, tmp_path: Path) -> None:
-    """The classic UCI Online Retail CSV writes ``12/1/2010 8:26``: before, every row was quarantined."""
+    """The classic UCI Online Retail CSV: ``12/1/2010 8:26`` dates (before, every row was quarantined) and
+    Quantity x UnitPrice instead of an amount, cancellations as negative quantities on "C" invoices."""
     df = pd.DataFrame(
         {
-            "InvoiceNo": ["536365", "536366", "536367"],
-            "InvoiceDate": ["12/1/2010 8:26", "12/1/2010 8:28", "12/13/2010 17:02"],
-            "UnitPrice": ["2.55", "1.85", "4.25"],
-            "CustomerID": ["17850", "17850", "13047"],
+            "InvoiceNo": ["536365", "536365", "536366", "C536379"],
+            "StockCode": ["85123A", "71053", "22633", "85123A"],
+            "Quantity": [6, 6, 2, -1],
+            "InvoiceDate": ["12/1/2010 8:26", "12/1/2010 8:26", "12/1/2010 8:28", "12/13/2010 17:02"],
+            "UnitPrice": [2.55, 3.39, 1.85, 2.55],
+            "CustomerID": [17850.0, 17850.0, 17850.0, 13047.0],
         }
     )
     path = _write(df, tmp_path / "online_retail.csv")
-    mapping = {"customer_id": "CustomerID", "occurred_at": "InvoiceDate", "amount": "UnitPrice",
-               "order_id": "InvoiceNo"}  # fmt: skip
+    mapping = {"customer_id": "CustomerID", "occurred_at": "InvoiceDate", "unit_price": "UnitPrice",
+               "quantity": "Quantity", "order_id": "InvoiceNo", "product_id": "StockCode"}  # fmt: skip
     report = import_file(ws, "transactions", path, mapping=mapping, tz="Europe/London")
-    assert (report.accepted, report.quarantined) == (3, 0)
-    times = ws.read("events").to_pandas().set_index("event_id")["occurred_at"]
-    assert str(times["txn:536367"]) == "2010-12-13 17:02:00+00:00"
+    assert (report.accepted, report.quarantined) == (4, 0)
+    ev = ws.read("events").to_pandas().set_index("event_id")
+    assert str(ev.loc["txn:C536379:85123A", "occurred_at"]) == "2010-12-13 17:02:00+00:00"
+    assert ev["revenue"].round(2).to_dict() == {"txn:536365:85123A": 15.3, "txn:536365:71053": 20.34,
+                                                "txn:536366:22633": 3.7, "txn:C536379:85123A": -2.55}  # fmt: skip
+    assert json.loads(ev.loc["txn:C536379:85123A", "properties"])["quantity"] == 1
+    none = pd.DataFrame({"customer_id": ["c1"], "occurred_at": ["2024-01-01"], "quantity": [2]})
+    assert import_frame(ws, "transactions", none, source="s").reasons == {
+        "amount: required (or unit_price, times quantity)": 1
+    }
     dmy = pd.DataFrame(
         {"customer_id": ["c1", "c2"], "occurred_at": ["01/02/2024", "03/04/2024"], "amount": [1, 2]}
     )

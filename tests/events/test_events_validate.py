@@ -227,6 +227,7 @@ def _transaction_row() -> st.SearchStrategy[dict[str, Any]]:
             "customer_id": IDENT,
             "occurred_at": TIMES,
             "amount": NUMBER,
+            "unit_price": NUMBER,
             "order_id": st.one_of(st.none(), WORD),
             "product_id": st.one_of(st.none(), WORD),
             "quantity": QUANTITY,
