@@ -236,7 +236,9 @@ class Transaction(BaseModel):
         description="Order (or line) value; negative amounts are returns. When absent: unit_price x quantity"
         " (quantity 1 when absent), as a till export with Quantity and UnitPrice columns gives it.",
     )
-    unit_price: float | None = Field(None, description="Price of one unit; gives amount when amount is absent.")
+    unit_price: float | None = Field(
+        None, description="Price of one unit; gives amount when amount is absent."
+    )
     order_id: str | None = None
     product_id: str | None = None
     category: str | None = None

@@ -50,7 +50,9 @@ def check_transactions(
         )
     ev = df.drop(
         columns=[
-            c for c in ("customer_id", "amount", "unit_price", "revenue", "type", "event_id") if c in df.columns
+            c
+            for c in ("customer_id", "amount", "unit_price", "revenue", "type", "event_id")
+            if c in df.columns
         ]
     )
     ev = ev.assign(
