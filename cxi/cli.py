@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from cxi.commands import (
@@ -27,6 +29,19 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _main() -> None:
+    """Library warnings (a missing control action, a dropped column, ...) shown once, on stderr."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False, markup=False)
+    handler.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
+
+
 app.add_typer(imports.app, name="import", help="Import events, customer records, transactions or decisions.")
 app.command("simulate", help="Simulate a brand (events, records, transactions, decisions + hidden truth).")(
     simulate.simulate

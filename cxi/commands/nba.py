@@ -126,16 +126,7 @@ def train_nba_command(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     ev = result.evaluation
-    fitted = result.policy
-    if fitted.control_ is None:
-        console.print(
-            f"[yellow]warning:[/yellow] control action {fitted.control!r} does not occur in the training "
-            f"decisions (actions: {', '.join(fitted.actions_)}); uplift will be null. Use --control NAME."
-        )
-    if fitted.encoder_.dropped_:
-        console.print(
-            f"[yellow]warning:[/yellow] context columns dropped (too many categories): {fitted.encoder_.dropped_}"
-        )
+    # a missing control and dropped context columns are the library's warnings (logged once, see cxi.cli)
     table = Table(
         title=f"nba v{result.version} -> @{result.alias}: off-policy evaluation on {result.rows['holdout']} held-out decisions"
     )
