@@ -3,7 +3,10 @@
 * ``.csv``: every cell read as text; only empty cells are missing (``"null"`` stays a value, so the
   placeholder rule can name it). A column whose every value reads as a whole number written as a float
   (``12550.0``: what a spreadsheet or pandas writes for an integer column with gaps) gets its integer text,
-  so a customer number means the same from CSV as from Parquet.
+  so a customer number means the same from CSV as from Parquet. What spreadsheets and old exports write is
+  read as such: the delimiter is sniffed among ``,`` ``;`` tab and ``|``; a file that is not UTF-8 (a BOM is
+  fine) is read as Windows-1252 (then Latin-1) with a logged warning, as the public Online Retail CSV needs;
+  in a ``;``-delimited file, a column of numbers written with a decimal comma (``1.234,50``) gets ``1234.50``.
 * ``.jsonl`` / ``.ndjson`` / ``.json``: JSON lines (a ``.json`` file holding one array also works);
   values keep their JSON types, nested objects stay objects.
 * ``.parquet``: as stored.
@@ -15,12 +18,20 @@ case is taken as that field.
 
 from __future__ import annotations
 
+import csv
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from contract.errors import ContractError
+
+log = logging.getLogger(__name__)
+
+#: Delimiters a CSV file may use (sniffed from its start); encodings tried after UTF-8, in order.
+DELIMITERS = ",;\t|"
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
 EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
@@ -42,7 +53,7 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise ContractError("file", "no such file", str(path))
     try:
         if fmt == "csv":
-            return _whole_numbers(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+            return _read_csv(path)
         if fmt == "parquet":
             return pd.read_parquet(path)
         with open(path, encoding="utf-8") as fh:
@@ -53,6 +64,44 @@ def read_frame(path: Path) -> pd.DataFrame:
         return pd.read_json(path, lines=lines, orient="records", dtype=False, convert_dates=False)
     except (ValueError, OSError) as exc:  # pandas/pyarrow parse errors are ValueErrors
         raise ContractError("file", f"cannot read {fmt}: {exc}", path.name) from exc
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as text cells, whatever its delimiter and (8-bit) encoding; see the module docstring."""
+    for encoding in ("utf-8-sig", *FALLBACK_ENCODINGS):
+        try:
+            with open(path, encoding=encoding, newline="") as fh:
+                head = fh.read(64 * 1024)
+            sep = _delimiter(head)
+            df = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[""], sep=sep, encoding=encoding
+            )
+        except UnicodeDecodeError:
+            continue
+        if encoding != "utf-8-sig":
+            log.warning("%s is not UTF-8: read as %s", path.name, encoding)
+        df = _whole_numbers(df)
+        return _decimal_commas(df) if sep == ";" else df
+    raise ContractError("file", "cannot decode the file as UTF-8, Windows-1252 or Latin-1", path.name)
+
+
+def _delimiter(head: str) -> str:
+    """The sniffed delimiter of a CSV file's first lines (``,`` when it cannot tell)."""
+    try:
+        return csv.Sniffer().sniff(head, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _decimal_commas(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose every value is a number with a decimal comma (``-1.234,5``, ``2,55``, ``7``) and at
+    least one comma get a decimal point (``-1234.5``); other columns are left as written."""
+    pattern = r"[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?"
+    for c in df.columns:
+        s = df[c].dropna()
+        if len(s) and s.str.contains(",", regex=False).any() and s.str.fullmatch(pattern).all():
+            df[c] = df[c].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return df
 
 
 def _whole_numbers(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from contract.errors import ContractError
 from contract.normalize import sha256_hex
 from contract.workspace import Workspace
 from events import import_file, import_frame
+from events.readers import read_frame
 
 TIMESTAMPS = {
     "iso_offset": "2024-05-01T12:00:00+02:00",
@@ -343,3 +344,33 @@ def test_conservation_and_idempotence(tmp_path_factory: pytest.TempPathFactory, 
     assert again.accepted == 0 and again.duplicates == first.accepted + first.duplicates
     assert again.quarantined == first.quarantined
     assert ws.count("events") == first.accepted
+
+
+def test_a_spreadsheet_export_reads_as_written(
+    ws: Workspace, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A European spreadsheet export: ``;`` delimiter, decimal commas, Windows-1252 text, day-first dates."""
+    path = tmp_path / "ventes.csv"
+    path.write_bytes(
+        b"Facture;Article;Quantite;Date;PrixUnitaire;Client\r\n"
+        b"536365;C\xe9r\xe8s \xa3 bougie;6;01/12/2010 08:26;2,55;17850\r\n"
+        b"536366;Sac;2;13/12/2010 09:00;1.234,50;17851\r\n"
+    )
+    mapping = {"order_id": "Facture", "quantity": "Quantite", "occurred_at": "Date", "unit_price": "PrixUnitaire",
+               "customer_id": "Client"}  # fmt: skip
+    with caplog.at_level("WARNING"):
+        report = import_file(ws, "transactions", path, mapping=mapping)
+    assert (report.accepted, report.quarantined) == (2, 0) and "read as cp1252" in caplog.text
+    ev = ws.read("events").to_pandas().set_index("event_id")
+    assert ev["revenue"].round(2).to_dict() == {"txn:536365": 15.3, "txn:536366": 2469.0}
+    assert json.loads(ev.loc["txn:536365", "properties"])["Article"] == "Cérès £ bougie"
+    assert str(ev.loc["txn:536366", "occurred_at"]) == "2010-12-13 09:00:00+00:00"
+
+
+def test_a_comma_file_with_semicolons_in_text_stays_comma_delimited(tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text('id,note,amount\n1,"a; b; c",2.5\n2,"d; e",3\n', encoding="utf-8")
+    assert read_frame(path).to_dict("records") == [
+        {"id": "1", "note": "a; b; c", "amount": "2.5"},
+        {"id": "2", "note": "d; e", "amount": "3"},
+    ]
