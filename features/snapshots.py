@@ -102,11 +102,12 @@ def write_snapshots(
     try:
         for i in range(parts):
             mine = f"hash(customer_id) % {parts} = {i}"
+            # tables, not views: over a filtered view the feature query's plan was 20x slower (>300 s, not 14 s)
             con.execute(
-                f"CREATE OR REPLACE TEMP VIEW _part_events AS SELECT * FROM _snapshot_events WHERE {mine}"
+                f"CREATE OR REPLACE TEMP TABLE _part_events AS SELECT * FROM _snapshot_events WHERE {mine}"
             )
             con.execute(
-                f"CREATE OR REPLACE TEMP VIEW _part_spine AS SELECT * FROM _snapshot_spine WHERE {mine}"
+                f"CREATE OR REPLACE TEMP TABLE _part_spine AS SELECT * FROM _snapshot_spine WHERE {mine}"
             )
             feats = customer_features(con, "_part_events", "_part_spine", live=True)
             out = feats.query(
