@@ -135,15 +135,19 @@ def main() -> None:
             table(f"Churn on a transactions-only import ({txn['transactions']:.0f} purchases)", txn)
         )
         worlds = [("simulator", sim), ("transactions", txn)]
-        btyd_worlds = {
-            "buy-till-you-die (CDNOW parameters, 78 weeks)": BTYDWorld(
-                customers=args.btyd_customers, seed=args.seed
-            ),
-            "buy-till-you-die with a retail year (104 weeks, ±80% around late November)": BTYDWorld(
-                customers=args.btyd_customers, weeks=104, season_amplitude=0.8, seed=args.seed
-            ),
-        }
-        for i, (label, world) in enumerate(btyd_worlds.items() if args.btyd_customers else ()):
+        btyd_worlds = (
+            {
+                "buy-till-you-die (CDNOW parameters, 78 weeks)": BTYDWorld(
+                    customers=args.btyd_customers, seed=args.seed
+                ),
+                "buy-till-you-die with a retail year (104 weeks, ±80% around late November)": BTYDWorld(
+                    customers=args.btyd_customers, weeks=104, season_amplitude=0.8, seed=args.seed
+                ),
+            }
+            if args.btyd_customers
+            else {}
+        )
+        for i, (label, world) in enumerate(btyd_worlds.items()):
             btyd = btyd_world(root / f"btyd{i}", world, args.btyd_horizon_days)
             console.print(
                 table(
