@@ -180,7 +180,7 @@ def main() -> None:
             "simulate",
             "resolve+features",
             "labels",
-            "Feast historical",
+            "point-in-time read",
             "fit",
             "baselines",
             "log+register",
