@@ -56,6 +56,7 @@ def check_transactions(
         ]
     )
     ev = ev.assign(
+        occurred_at=times.values,  # parsed once: the event rules take the instants (errors are blamed above)
         user_id=pd.Series(customer.to_pandas(), index=df.index, dtype=object),
         revenue=pd.Series(amount, index=df.index),
         type="purchase",
