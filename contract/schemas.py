@@ -247,7 +247,7 @@ class Transaction(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _returned_units(self) -> Transaction:
+    def _amount_and_returns(self) -> Transaction:
         if self.quantity == 0:
             raise ValueError("quantity: must not be 0")
         if self.amount is None:
