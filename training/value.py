@@ -26,6 +26,7 @@ from contract.errors import ContractError
 from contract.settings import Settings
 from contract.workspace import Workspace
 from training.evaluation import gain_curve
+from training.labels import population_words
 from training.pipeline import (
     PredictiveResult,
     Window,
@@ -190,12 +191,14 @@ def _figures(
     return figs
 
 
-def _model_card(horizon: int, metrics: dict[str, float], rows: dict[str, int], n: int) -> str:
+def _model_card(
+    horizon: int, lookback: int | None, metrics: dict[str, float], rows: dict[str, int], n: int
+) -> str:
     table = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()))
     return f"""# Predicted-value model ({MODEL_NAME})
 
-**Predicts** the expected revenue (net of returns, floored at 0) of a customer known (or active in
-the lookback) by an as-of instant T over the following {horizon} days.
+**Predicts** the expected revenue (net of returns, floored at 0) of a customer {population_words(lookback)}
+an as-of instant T over the following {horizon} days.
 
 **Features**: Feast feature service `{FEATURE_SERVICE}` ({n} inputs), point-in-time as of T.
 **Model**: LightGBM, Tweedie objective, early stopping on a customer-grouped validation split.
@@ -268,7 +271,7 @@ def train_value(
         service=service,
         metrics=metrics,
         rows=rows,
-        model_card=_model_card(horizon_days, metrics, rows, len(names)),
+        model_card=_model_card(horizon_days, lookback_days, metrics, rows, len(names)),
         figures=_figures(y, {"CXI": pred, "carry_forward": base}, title, gain_importance(est.booster_)),
         tags=promotion_tags(decision),
     )
