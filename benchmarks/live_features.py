@@ -31,7 +31,8 @@ from rich.table import Table
 from contract.settings import Settings
 from features.compute import _check_inputs, customer_features_frame, feature_sql
 from features.definitions import JOIN_KEY, VIEWS, snapshot_path
-from features.live import EVENTS_SCHEMA, LiveFeatures
+from features.live import LiveFeatures
+from features.live_events import EVENTS_SCHEMA
 from features.snapshots import write_snapshots
 from features.store import FeatureRepo
 

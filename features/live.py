@@ -1,7 +1,7 @@
 """Streaming features: the batch feature function recomputed for the customers a micro-batch touched.
 
-`LiveFeatures` keeps every resolved event in memory as per-customer Arrow slices (a dict customer_id ->
-table), so a recompute reads only the touched customers' rows: no scan of the whole log. The numbers come from
+`LiveFeatures` keeps every resolved event in memory as per-customer Arrow tables
+(`features.live_events.HeldEvents`), so a recompute reads only the touched customers' rows: no scan of the log. The numbers come from
 `features.compute.customer_features` (the batch function's very statement, live windows included, run by
 `customer_features_frame`) over a spine of touched customers × `now`, and are written to the Feast online
 store, one `write_to_online_store` call per feature view.
@@ -34,30 +34,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contract.errors import ContractError, NotFoundError
+from contract.errors import ContractError
 from contract.workspace import Workspace
 from features.compute import EVENT_COLUMNS, customer_features_frame
 from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
+from features.live_events import EVENTS_SCHEMA, HeldEvents, concat_owned, final_survivors, newest_first
 from features.periodic import Periodic
 from features.write_behind import OnlineWriter, place_rows
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
 
-#: One customer's events as kept in memory (the customer id is the dict key, not a column).
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("type", pa.string()),
-        ("category", pa.string()),
-        ("revenue", pa.float64()),
-        ("price", pa.float64()),
-        ("quantity", pa.int64()),
-    ]
-)
-_MAX_CHUNKS = 32  # a customer's slice is compacted once this many appends have piled up
 _SWEEP_CHUNK = 2_000  # customers per feature query in a sweep (run outside the lock)
 _SWEEP_WRITE = 32  # rows per online write in a sweep (under the lock: ~40 ms, what an update may wait)
 _SKEW_US = 1_000_000  # a stored row up to this far ahead of `now` is served (clocks read before the lock)
@@ -87,48 +75,6 @@ def _us(at: pd.Timestamp) -> int:
     return at.value // 1000
 
 
-def _rows(table: pa.Table) -> pa.Table:
-    """`table`'s columns cast to EVENTS_SCHEMA (missing property columns become nulls)."""
-    cols = []
-    for field in EVENTS_SCHEMA:
-        if field.name in table.column_names:
-            cols.append(table[field.name].cast(field.type))
-        elif field.name in ("event_id", "occurred_at", "type"):
-            raise ContractError(f"events.{field.name}", "column is missing")
-        else:
-            cols.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(cols, schema=EVENTS_SCHEMA)
-
-
-def _split(rows: pa.Table, customer_ids: pa.Array | pa.ChunkedArray) -> dict[str, pa.Table]:
-    """Rows grouped by customer: one zero-copy slice of the customer-sorted table each."""
-    if rows.num_rows == 0:
-        return {}
-    ids = pa.chunked_array([customer_ids]) if isinstance(customer_ids, pa.Array) else customer_ids
-    order = pc.sort_indices(ids)
-    rows, ids = rows.take(order), ids.take(order).combine_chunks()
-    runs = pc.run_end_encode(ids)
-    ends = runs.run_ends.to_numpy()
-    starts = np.concatenate([[0], ends[:-1]])
-    return {
-        c: rows.slice(int(s), int(e - s))
-        for c, s, e in zip(runs.values.to_pylist(), starts, ends, strict=True)
-    }
-
-
-def _resolve(relabel: dict[str, str]) -> dict[str, str]:
-    """absorbed -> final survivor, following chains (a -> b -> c gives a -> c); self-maps dropped."""
-    out: dict[str, str] = {}
-    for absorbed, survivor in relabel.items():
-        seen = {absorbed}
-        while survivor in relabel and survivor not in seen:
-            seen.add(survivor)
-            survivor = relabel[survivor]
-        if survivor != absorbed:
-            out[absorbed] = survivor
-    return out
-
-
 class LiveFeatures:
     """In-memory resolved events + online feature rows kept equal to the batch function at `now`."""
 
@@ -144,7 +90,7 @@ class LiveFeatures:
         self.max_age = max_age if max_age is not None else timedelta(seconds=settings.live_feature_max_age_s)
         self.refresh = timedelta(seconds=settings.live_refresh_seconds)
         self.sweep_limit = settings.live_sweep_max_customers
-        self._events: dict[str, pa.Table] = {}
+        self._events = HeldEvents(history)
         self._schedule = Schedule()
         self._lock = threading.RLock()
         #: The frame the last `update` computed and wrote (every column at its `now`), for hooks that need it.
@@ -156,12 +102,6 @@ class LiveFeatures:
         self._update_con = _connect()  # updates' (under `_updating`, outside the lock)
         self._updating = threading.RLock()  # one update at a time; readers are not blocked by its query
         self._sweep_con: duckdb.DuckDBPyConnection | None = None  # the sweeper's (outside the lock)
-        if history is not None and history.num_rows:
-            if JOIN_KEY not in history.column_names:
-                raise ContractError(f"history.{JOIN_KEY}", "column is missing")
-            keep = pc.is_valid(history[JOIN_KEY])
-            history = history.filter(keep)
-            self._events = _split(_rows(history), history[JOIN_KEY].cast(pa.string()))
         self._schedule.unknown = set(self._events)  # their online rows come from elsewhere (batch, last run)
 
     @classmethod
@@ -186,42 +126,16 @@ class LiveFeatures:
 
     @property
     def events(self) -> int:
-        return sum(t.num_rows for t in self._events.values())
+        return self._events.rows
 
     def events_of(self, customer_id: str) -> pa.Table:
         """The events held for one customer (EVENTS_SCHEMA; empty when none)."""
         with self._lock:
-            return self._events.get(customer_id, EVENTS_SCHEMA.empty_table())
+            return self._events.of(customer_id)
 
     def recent_events(self, customer_id: str, limit: int | None = 20) -> pd.DataFrame:
         """One customer's events, newest first (ties: by event_id), at most `limit` (None: all)."""
-        table = self.events_of(customer_id)
-        order = pc.sort_indices(table, sort_keys=[("occurred_at", "descending"), ("event_id", "descending")])
-        table = table.take(order)
-        return (table if limit is None else table.slice(0, limit)).to_pandas()
-
-    def _append(self, customer: str, part: pa.Table, *, dedupe: bool) -> None:
-        old = self._events.get(customer)
-        if old is None:
-            self._events[customer] = part
-            return
-        if dedupe:
-            part = part.filter(
-                pc.invert(pc.is_in(part["event_id"], value_set=old["event_id"].combine_chunks()))
-            )
-            if part.num_rows == 0:
-                return
-        new = pa.concat_tables([old, part])
-        self._events[customer] = new.combine_chunks() if new.column(0).num_chunks > _MAX_CHUNKS else new
-
-    def _relabel(self, relabel: dict[str, str]) -> set[str]:
-        moved: set[str] = set()
-        for absorbed, survivor in relabel.items():
-            moved |= {absorbed, survivor}
-            part = self._events.pop(absorbed, None)
-            if part is not None:
-                self._append(survivor, part, dedupe=False)
-        return moved
+        return newest_first(self.events_of(customer_id), limit)
 
     # --- the live path ---
     def update(
@@ -241,8 +155,8 @@ class LiveFeatures:
         if customer_ids.null_count:
             raise ContractError("customer_ids", "must not hold nulls", customer_ids.null_count)
         with self._updating, self._lock:
-            final = _resolve(relabel)
-            moved = self._relabel(final)
+            final = final_survivors(relabel)
+            moved = self._events.fold(final)
             ids = (
                 customer_ids.combine_chunks()
                 if isinstance(customer_ids, pa.ChunkedArray)
@@ -250,8 +164,7 @@ class LiveFeatures:
             ).cast(pa.string())
             if final:  # an event labelled with an absorbed id belongs to its survivor
                 ids = pa.array([final.get(c, c) for c in ids.to_pylist()], pa.string())
-            for customer, part in _split(_rows(events), ids).items():
-                self._append(customer, part, dedupe=True)
+            self._events.add(events, ids)
             touched = list(dict.fromkeys([*pc.unique(ids).to_pylist(), *sorted(moved)]))
         self.last_written = self._write(touched, now)
         return touched
@@ -267,50 +180,10 @@ class LiveFeatures:
         if not target:
             return []
         with self._updating, self._lock:
-            owners = self._owners(pa.array(list(target), pa.string()))
-            parts = {c: self._events[c] for c in owners}
-            masks = {
-                c: pc.is_in(t["event_id"], value_set=pa.array(list(target), pa.string()))
-                for c, t in parts.items()
-            }
-            found = {e for c in owners for e in parts[c].filter(masks[c])["event_id"].to_pylist()}
-            missing = sorted(set(target) - found)
-            if missing:
-                raise NotFoundError(f"events not held by the live features: {', '.join(missing[:10])}")
-            moving = pa.concat_tables([parts[c].filter(masks[c]) for c in owners])
-            for c in owners:
-                rest = parts[c].filter(pc.invert(masks[c]))
-                if rest.num_rows:
-                    self._events[c] = rest
-                else:
-                    del self._events[c]
-            new_ids = pa.array([target[e] for e in moving["event_id"].to_pylist()], pa.string())
-            for customer, part in _split(moving, new_ids).items():
-                self._append(customer, part, dedupe=False)
+            owners = self._events.move(target)
             touched = list(dict.fromkeys([*owners, *dict.fromkeys(customer_ids)]))
         self._write(touched, now)
         return touched
-
-    def _owners(self, event_ids: pa.Array) -> list[str]:
-        """Customers holding any of `event_ids`: one vectorised membership test over every slice."""
-        keys = list(self._events)
-        if not keys:
-            return []
-        cols = [self._events[k]["event_id"] for k in keys]
-        flat = pa.chunked_array([chunk for col in cols for chunk in col.chunks], pa.string())
-        hits = np.flatnonzero(pc.is_in(flat, value_set=event_ids).to_numpy(zero_copy_only=False))
-        ends = np.cumsum([len(col) for col in cols])
-        return list(dict.fromkeys(keys[i] for i in np.searchsorted(ends, hits, side="right")))
-
-    # --- the feature function over held events ---
-    def _gather(self, ids: list[str]) -> tuple[pa.Table, np.ndarray]:
-        """The events of `ids` (EVENTS_SCHEMA) and, per event, the index of its customer in `ids`."""
-        held = [(i, self._events[c]) for i, c in enumerate(ids) if c in self._events]
-        if not held:
-            return EVENTS_SCHEMA.empty_table(), np.empty(0, np.int64)
-        body = pa.concat_tables([t for _, t in held])
-        owner = np.repeat(np.array([i for i, _ in held], np.int64), [t.num_rows for _, t in held])
-        return body, owner
 
     def _run(
         self,
@@ -339,12 +212,12 @@ class LiveFeatures:
         at = _utc(now)
         ids = list(dict.fromkeys(customer_ids))
         with self._lock:
-            body, owner = self._gather(ids)
+            body, owner = self._events.gather(ids)
             return self._run(ids, body, owner, at)
 
     def _changes(self, ids: list[str], as_of: np.ndarray) -> np.ndarray:
         """`features.expiry.next_change` for `ids` at their `as_of` (µs), from the events held."""
-        body, owner = self._gather(ids)
+        body, owner = self._events.gather(ids)
         ts = body["occurred_at"].cast(pa.int64()).to_numpy()
         return next_change(owner, ts, as_of)
 
@@ -367,7 +240,7 @@ class LiveFeatures:
         ids = list(dict.fromkeys(customer_ids))
         with self._updating:
             with self._lock:
-                body, owner = self._gather(ids)
+                body, owner = self._events.gather(ids)
             frame = self._run(ids, body, owner, at, self._update_con)
             with self._lock:
                 self.writer.emit(frame, now)
@@ -463,17 +336,17 @@ class LiveFeatures:
         at_us = _us(at)
         with self._lock:
             snapshot = {
-                c: self._events[c]
+                c: self._events.get(c)
                 for c in customers
                 if c in self._events and self._schedule.written.get(c, at_us) <= at_us
             }
         if not snapshot:
             return 0
         ids = list(snapshot)
-        owner = np.repeat(np.arange(len(ids), dtype=np.int64), [t.num_rows for t in snapshot.values()])
+        body, owner = concat_owned(list(snapshot.values()))
         if self._sweep_con is None:
             self._sweep_con = _connect()
-        frame = self._run(ids, pa.concat_tables(snapshot.values()), owner, at, self._sweep_con)
+        frame = self._run(ids, body, owner, at, self._sweep_con)
         written = 0
         for start in range(0, len(ids), _SWEEP_WRITE):
             with self._lock:
