@@ -34,9 +34,8 @@ from identity.history import (
     NEVER_LINK_TABLE,
     read_or_empty,
 )
-from identity.ids import fresh_id, natural_id
 from identity.live_audit import merge_rows, split_rows
-from identity.live_graph import Evidence, Key, Subgraph
+from identity.live_graph import Evidence, Key, Subgraph, assign_ids
 from identity.live_load import load_evidence
 from identity.stitch import IDENTITY_MAP_SCHEMA
 
@@ -189,7 +188,7 @@ class LiveIdentity:
         closed |= ev.closure(seeds)
         prior = {k: self._cust[k] for k in closed if k in self._cust}
         sub = Subgraph.build(ev, closed)
-        new_cust, aliases = _assign_ids(sub, prior)
+        new_cust, aliases = assign_ids(sub, prior)
         for k, c in new_cust.items():
             old = prior.get(k)
             if old != c:
@@ -423,31 +422,3 @@ def _merges(
         rules = sorted({r for a in absorbed for r in reasons[a].split(",")} - {"unknown"})
         merges.append(Merge(survivor, absorbed, ",".join(rules) or "unknown", first))
     return merges
-
-
-def _assign_ids(sub: Subgraph, prior: dict[Key, str]) -> tuple[dict[Key, str], dict[str, str]]:
-    """Persistent ids exactly as `identity.ids.assign_ids`: a previous id stays with the component holding its
-    oldest identifier; of several, the oldest cluster's survives and the others become aliases; a component
-    with none takes its natural id (or a split id when that one survives elsewhere)."""
-    holder: dict[str, int] = {}
-    survivor: dict[int, str] = {}
-    for k in sub.nodes:  # age order: the first sighting of an id is its oldest identifier
-        p = prior.get(k)
-        if p is not None and p not in holder:
-            lab = sub.label[k]
-            holder[p] = lab
-            survivor.setdefault(lab, p)
-    taken = set(survivor.values())
-    ids: dict[int, str] = {}
-    out: dict[Key, str] = {}
-    for k in sub.nodes:
-        lab = sub.label[k]
-        cid = ids.get(lab)
-        if cid is None:
-            cid = survivor.get(lab)
-            if cid is None:
-                cid = fresh_id(natural_id(*sub.nodes[lab]), taken)
-            ids[lab] = cid
-        out[k] = cid
-    aliases = {p: survivor[lab] for p, lab in holder.items() if survivor[lab] != p}
-    return out, aliases

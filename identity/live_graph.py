@@ -8,7 +8,8 @@ co-occurrences without a user_id (`StitchConfig.guarded_links`), and each node's
 shared or contested, which user_id dominates it, and where the conflict and never-link cuts fall are derived
 from that evidence on demand. An edge's presence depends only on its two ends' evidence, so the nodes whose
 component can change are the batch's identifiers plus the raw components (before cuts) they touch, before
-and after the batch (the closure argument of `identity.incremental`); `Subgraph` recomputes just those.
+and after the batch (the closure argument of `identity.incremental`); `Subgraph` recomputes just those,
+and `assign_ids` gives them their persistent ids.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from identity.config import NODE_TYPES, StitchConfig
+from identity.ids import fresh_id, natural_id
 
 Key = tuple[str, str]  # (identifier_type, identifier_value)
 _PRIO = {t: i for i, t in enumerate(NODE_TYPES)}
@@ -288,3 +290,31 @@ def _never_link_cut(ev: Evidence, nodes: list[Key], index: dict[Key, int], edges
     for i, e in enumerate(edges):
         if never[i]:
             e.cut = "never_link"
+
+
+def assign_ids(sub: Subgraph, prior: dict[Key, str]) -> tuple[dict[Key, str], dict[str, str]]:
+    """Persistent ids exactly as `identity.ids.assign_ids`: a previous id stays with the component holding its
+    oldest identifier; of several, the oldest cluster's survives and the others become aliases; a component
+    with none takes its natural id (or a split id when that one survives elsewhere)."""
+    holder: dict[str, int] = {}
+    survivor: dict[int, str] = {}
+    for k in sub.nodes:  # age order: the first sighting of an id is its oldest identifier
+        p = prior.get(k)
+        if p is not None and p not in holder:
+            lab = sub.label[k]
+            holder[p] = lab
+            survivor.setdefault(lab, p)
+    taken = set(survivor.values())
+    ids: dict[int, str] = {}
+    out: dict[Key, str] = {}
+    for k in sub.nodes:
+        lab = sub.label[k]
+        cid = ids.get(lab)
+        if cid is None:
+            cid = survivor.get(lab)
+            if cid is None:
+                cid = fresh_id(natural_id(*sub.nodes[lab]), taken)
+            ids[lab] = cid
+        out[k] = cid
+    aliases = {p: survivor[lab] for p, lab in holder.items() if survivor[lab] != p}
+    return out, aliases
