@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import pyarrow as pa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contract.normalize import (
     JUNK_VALUES,
@@ -100,7 +108,9 @@ class Event(BaseModel):
     """One behavioural event from any touchpoint.
 
     Raw ``email``/``phone`` may be sent; they are normalised, hashed into ``email_sha256``/``phone_sha256``
-    and dropped, so raw PII never reaches the event log.
+    and dropped, so raw PII never reaches the event log. A raw phone without a country code is read in the
+    validation context's ``phone_region`` (``Event.model_validate(data, context={"phone_region": "GB"})``,
+    as the importers' ``phone_region``), else kept as its digits (``contract.normalize``).
     """
 
     model_config = ConfigDict(extra="forbid", use_enum_values=True)
@@ -117,7 +127,9 @@ class Event(BaseModel):
     email_sha256: Identifier = Field(
         None, description="SHA-256 of the normalised email (lower-case, trimmed)."
     )
-    phone_sha256: Identifier = Field(None, description="SHA-256 of the normalised phone (digits, leading +).")
+    phone_sha256: Identifier = Field(
+        None, description="SHA-256 of the normalised phone (E.164, else digits with any leading +)."
+    )
     loyalty_id: Identifier = Field(None, description="Loyalty card number.")
     ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=1024)
@@ -125,7 +137,7 @@ class Event(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _hash_raw_pii(cls, data: Any) -> Any:
+    def _hash_raw_pii(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -137,7 +149,7 @@ class Event(BaseModel):
                 raise ValueError(f"email: not a valid email address (got {email!r})")
             data["email_sha256"] = sha256_hex(norm)
         if phone is not None and not data.get("phone_sha256"):
-            norm = normalize_phone(str(phone))
+            norm = normalize_phone(str(phone), (info.context or {}).get("phone_region"))
             if not is_valid_phone(norm):
                 raise ValueError(f"phone: not a valid phone number (got {phone!r})")
             data["phone_sha256"] = sha256_hex(norm)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository (or installed source tree) root: the folder that holds `features/`, `mlflow/`, ...
@@ -59,6 +59,16 @@ class Settings(BaseSettings):
         description="Old rows refreshed per sweep at most (expired windows are always swept): the refresh of "
         "rows from the batch job after a start is spread over sweeps instead of competing with live updates "
         "(reads are exact meanwhile).",
+    )
+
+    # --- identifiers (contract/normalize.py) ---
+    default_phone_region: str | None = Field(
+        None,
+        description="Region (ISO 3166 alpha-2: GB, US, FR, ...) of phone numbers written without a country "
+        "code: with it, '020 7946 0958' and '+44 20 7946 0958' normalise to the same E.164 number and hash. "
+        "Unset, such numbers keep their digits only (numbers with a '+' or '00' country code are E.164 "
+        "either way). The default of `cxi import --phone-region` and `cxi identity link --phone-region`; "
+        "`cxi identity resolve` blocks the junk phones in this region's form too.",
     )
 
     # --- churn definition ---
@@ -120,6 +130,13 @@ class Settings(BaseSettings):
     eventlog_commit_interval_ms: float = Field(
         0.0, ge=0, description="Extra wait before a group commit to gather more appends (0: none)."
     )
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _phone_region(cls, v: str | None) -> str | None:
+        from contract.normalize import check_phone_region
+
+        return check_phone_region(v or None)  # an empty CXI_DEFAULT_PHONE_REGION= is no region
 
     @property
     def tracking_uri(self) -> str:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.errors import ContractError
+from contract.normalize import check_phone_region
 from contract.schemas import (
     DECISIONS_BASE_COLUMNS,
     EVENTS_SCHEMA,
@@ -83,6 +84,7 @@ def import_file(
     strict: bool = False,
     tz: str | None = "UTC",
     date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> ImportReport:
     """Read a CSV / JSON-lines / Parquet file and import it; `source` defaults to the file's stem."""
     path = Path(path)
@@ -95,6 +97,7 @@ def import_file(
         strict=strict,
         tz=tz,
         date_format=date_format,
+        phone_region=phone_region,
     )
 
 
@@ -108,19 +111,22 @@ def import_frame(
     strict: bool = False,
     tz: str | None = "UTC",
     date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> ImportReport:
     """Validate, deduplicate and append one frame; naive timestamps are read in `tz` (None rejects them),
-    text dates with `date_format` when given (else the forms `events.timestamps` recognises)."""
+    text dates with `date_format` when given (else the forms `events.timestamps` recognises), raw phones
+    without a country code in `phone_region` (ISO 3166 alpha-2, e.g. GB; else kept as digits)."""
     if kind not in KINDS:
         raise ContractError("kind", f"must be one of {', '.join(KINDS)}", kind)
     if tz is not None:
         _check_tz(tz)
     check_date_format(date_format)
+    phone_region = check_phone_region(phone_region)
     started = time.perf_counter()
     plain = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
     original = frame if plain else frame.reset_index(drop=True)
     df = apply_mapping(original, mapping, FIELDS[kind])
-    checked = _check(kind, df, source, tz, date_format)
+    checked = _check(kind, df, source, tz, date_format, phone_region)
     ok = checked.ok
     keys = _keys(kind, checked.table)
     dup = np.zeros(len(df), dtype=bool)
@@ -161,13 +167,20 @@ def _check_tz(tz: str) -> None:
         raise ContractError("tz", "not a known time zone (e.g. UTC, Europe/Paris)", tz) from exc
 
 
-def _check(kind: str, df: pd.DataFrame, source: str, tz: str | None, date_format: str | None) -> Checked:
+def _check(
+    kind: str,
+    df: pd.DataFrame,
+    source: str,
+    tz: str | None,
+    date_format: str | None,
+    phone_region: str | None,
+) -> Checked:
     if kind == "events":
-        return check_events(df, tz=tz, date_format=date_format)
+        return check_events(df, tz=tz, date_format=date_format, phone_region=phone_region)
     if kind == "transactions":
-        return check_transactions(df, tz=tz, date_format=date_format)
+        return check_transactions(df, tz=tz, date_format=date_format, phone_region=phone_region)
     if kind == "records":
-        return check_records(df, source=source, date_format=date_format)
+        return check_records(df, source=source, date_format=date_format, phone_region=phone_region)
     return check_decisions(df, tz=tz, date_format=date_format)
 
 

@@ -19,13 +19,14 @@ import json
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from contract.normalize import _EMAIL_RE, JUNK_VALUES
+from contract.normalize import _EMAIL_RE, JUNK_VALUES, normalize_phone
 from contract.schemas import AUTHENTICATED_TYPES, IDENTIFIER_TYPES, PURCHASE_TYPES, Channel, EventType
 from events.columns import PY_WHITESPACE, _to_text, column, is_junk
 from events.properties import KNOWN_PROPS, consent_value, nested_value
@@ -48,7 +49,6 @@ _ISO = re.compile(
     r"(?:[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
 )
 _EPOCH = dt.datetime(1970, 1, 1)
-_DIGIT = re.compile(r"\D")
 _INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")  # pandas may read these as integers (context-dependent)
 _SMALL_INT = re.compile(r"\+?[0-9]{1,15}|-0*[1-9][0-9]{0,14}")  # ... but these give the same float anyway
 _IDS_REASON = "at least one of " + ", ".join(IDENTIFIER_TYPES) + " is required"
@@ -173,22 +173,17 @@ def _email_ok(v: str) -> bool:
     return _EMAIL_RE.match(v) is not None
 
 
-def _phone_norm(v: str) -> str:
-    v = v.strip()
-    digits = _DIGIT.sub("", v)
-    if v.startswith("00"):
-        digits = digits[2:]
-    return ("+" + digits) if v.startswith("+") or v.startswith("00") else digits
-
-
 def _phone_ok(v: str) -> bool:
     return 6 <= len(v.lstrip("+")) <= 15
 
 
-def check_events_small(df: pd.DataFrame, tz: str | None, negative_revenue: bool) -> Checked:
+def check_events_small(
+    df: pd.DataFrame, tz: str | None, negative_revenue: bool, phone_region: str | None = None
+) -> Checked:
     """``check_events`` row by row; raises :class:`Unsupported` for shapes left to the column-wise code."""
     from events.validate import EVENT_FIELDS, Checked, _arrow, _length_reason
 
+    phone_norm = partial(normalize_phone, region=phone_region)
     n = len(df)
     if not df.columns.is_unique or any(type(c) is not str for c in df.columns):
         raise Unsupported("columns")
@@ -222,7 +217,7 @@ def check_events_small(df: pd.DataFrame, tz: str | None, negative_revenue: bool)
         ids["email_sha256"][i], bad = _pii(col["email"][i], ids["email_sha256"][i], _email_norm, _email_ok)
         if bad:
             fails.append(("email", "not a valid email address"))
-        ids["phone_sha256"][i], bad = _pii(col["phone"][i], ids["phone_sha256"][i], _phone_norm, _phone_ok)
+        ids["phone_sha256"][i], bad = _pii(col["phone"][i], ids["phone_sha256"][i], phone_norm, _phone_ok)
         if bad:
             fails.append(("phone", "not a valid phone number"))
         e = event_id[i]

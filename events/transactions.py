@@ -28,7 +28,11 @@ _RENAMED = {"user_id": "customer_id", "properties.revenue": "amount"}
 
 
 def check_transactions(
-    df: pd.DataFrame, *, tz: str | None = "UTC", date_format: str | None = None
+    df: pd.DataFrame,
+    *,
+    tz: str | None = "UTC",
+    date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> Checked:
     """The rules of ``contract.schemas.Transaction``, then those of the ``purchase`` event it becomes."""
     b = Blame(len(df))
@@ -66,7 +70,9 @@ def check_transactions(
         ev["quantity"] = column(df, "quantity").where(~returned, pd.Series(-quantity, index=df.index))
     channel = text(df, "channel")
     ev["channel"] = pd.Series(pc.fill_null(channel, "store").to_pandas(), index=df.index, dtype=object)
-    checked = check_events(ev, tz=tz, negative_revenue=True, date_format=date_format)
+    checked = check_events(
+        ev, tz=tz, negative_revenue=True, date_format=date_format, phone_region=phone_region
+    )
     own_field, own_reason = b.arrays()
     mine = own_field != None  # noqa: E711 (element-wise)
     ev_field = np.array([_rename(f) for f in checked.field], dtype=object)

@@ -15,13 +15,14 @@ timestamps are read in ``tz`` (``tz=None`` rejects them, as ``AwareDatetime`` do
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contract.normalize import _EMAIL_RE, normalize_email_series, normalize_phone_series
+from contract.normalize import _EMAIL_RE, check_phone_region, normalize_email_series, normalize_phone_series
 from contract.schemas import (
     AUTHENTICATED_TYPES,
     IDENTIFIER_TYPES,
@@ -178,21 +179,26 @@ def check_events(
     tz: str | None = "UTC",
     negative_revenue: bool = False,
     date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> Checked:
     """The rules of ``contract.schemas.Event`` (``negative_revenue`` admits returns from transactions;
-    ``date_format``: see ``events.timestamps``).
+    ``date_format``: see ``events.timestamps``; ``phone_region``: the region of raw phones without a country
+    code, see ``contract.normalize``).
 
     Small batches (live ingestion) are checked row by row (``events.rowwise``, same results, ~20x cheaper
     per call); larger ones, and shapes the row-wise path does not cover, column-wise.
     """
     from events import rowwise
 
+    phone_region = check_phone_region(phone_region)
     if len(df) <= rowwise.SMALL_BATCH and date_format is None:
         try:
-            return rowwise.check_events_small(df, tz, negative_revenue)
+            return rowwise.check_events_small(df, tz, negative_revenue, phone_region)
         except (rowwise.Unsupported, pa.ArrowException, UnicodeError):
             pass
-    return check_events_columnwise(df, tz=tz, negative_revenue=negative_revenue, date_format=date_format)
+    return check_events_columnwise(
+        df, tz=tz, negative_revenue=negative_revenue, date_format=date_format, phone_region=phone_region
+    )
 
 
 def check_events_columnwise(
@@ -201,6 +207,7 @@ def check_events_columnwise(
     tz: str | None = "UTC",
     negative_revenue: bool = False,
     date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> Checked:
     """``check_events`` over whole columns (pandas/Arrow/DuckDB): the batch importer's path."""
     n = len(df)
@@ -211,7 +218,10 @@ def check_events_columnwise(
     )
     b.fail(bad, "email", "not a valid email address")
     ids["phone_sha256"], bad = _raw_pii(
-        column(df, "phone"), text(df, "phone_sha256"), normalize_phone_series, phone_ok
+        column(df, "phone"),
+        text(df, "phone_sha256"),
+        partial(normalize_phone_series, region=phone_region),
+        phone_ok,
     )
     b.fail(bad, "phone", "not a valid phone number")
 
@@ -313,9 +323,13 @@ def _arrow(s: pd.Series) -> pa.Array:
         return as_text(s)
 
 
-def check_records(df: pd.DataFrame, *, source: str, date_format: str | None = None) -> Checked:
+def check_records(
+    df: pd.DataFrame, *, source: str, date_format: str | None = None, phone_region: str | None = None
+) -> Checked:
     """The rules of ``contract.schemas.CustomerRecord``; `source` fills rows without one; `date_format`
-    reads the date of birth (see ``events.timestamps``)."""
+    reads the date of birth (see ``events.timestamps``); `phone_region` reads phones without a country code
+    (see ``contract.normalize``)."""
+    phone_region = check_phone_region(phone_region)
     n = len(df)
     b = Blame(n)
     src = text(df, "source")
@@ -334,7 +348,7 @@ def check_records(df: pd.DataFrame, *, source: str, date_format: str | None = No
     email = email.where(email.str.len() > 0)
     b.fail((email.notna() & ~email_ok(email)).to_numpy(), "email", "not a valid email address")
     email = email.where(email_ok(email))
-    phone = normalize_phone_series(pd.Series(text(df, "phone").to_pandas(), dtype="string"))
+    phone = normalize_phone_series(pd.Series(text(df, "phone").to_pandas(), dtype="string"), phone_region)
     phone = phone.where(phone.str.len() > 0)
     dob = parse_timestamps(blank_as_missing(column(df, "date_of_birth")), tz="UTC", date_format=date_format)
     dob_err = np.where(dob.error == "required", None, dob.error)

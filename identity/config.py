@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contract.normalize import JUNK_VALUES, normalize_email, normalize_phone, sha256_hex
+from contract.normalize import JUNK_VALUES, check_phone_region, normalize_email, normalize_phone, sha256_hex
 from contract.schemas import IDENTIFIER_TYPES
 
 #: Node types of the identity graph: the event identifiers, then a customer record ("<source>:<record_id>").
@@ -31,7 +31,7 @@ DEFAULT_JUNK_EMAILS: tuple[str, ...] = (
     "asdf@asdf.com",
     "xxx@xxx.com",
 )
-#: Placeholder phone numbers (normalised with contract.normalize before hashing).
+#: Placeholder phone numbers (normalised with contract.normalize before hashing; see StitchConfig.phone_region).
 DEFAULT_JUNK_PHONES: tuple[str, ...] = (
     "0000000000",
     "1111111111",
@@ -66,6 +66,12 @@ class StitchConfig(BaseModel):
     )
     junk_phones: tuple[str, ...] = Field(
         DEFAULT_JUNK_PHONES, description="Raw placeholder phones; their SHA-256 hashes are blocked."
+    )
+    phone_region: str | None = Field(
+        None,
+        description="Region raw phones without a country code were imported with (Settings."
+        "default_phone_region, `--phone-region`): junk phones are blocked in that region's E.164 form "
+        "('1234567890' is '+441234567890' in GB) as well as in their digits-only form.",
     )
     max_users: dict[str, int] = Field(
         default_factory=lambda: {
@@ -128,6 +134,11 @@ class StitchConfig(BaseModel):
         "household identifier outright.",
     )
 
+    @field_validator("phone_region")
+    @classmethod
+    def _phone_region(cls, v: str | None) -> str | None:
+        return check_phone_region(v)
+
     @field_validator("household_types")
     @classmethod
     def _household_types(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -174,7 +185,8 @@ class StitchConfig(BaseModel):
     def blocked_hashes(self) -> list[tuple[str, str]]:
         """(identifier_type, value) pairs of the junk emails' and phones' hashes."""
         emails = [("email_sha256", sha256_hex(normalize_email(e))) for e in self.junk_emails]
-        phones = [("phone_sha256", sha256_hex(normalize_phone(p))) for p in self.junk_phones]
+        forms = {normalize_phone(p, r) for p in self.junk_phones for r in {None, self.phone_region}}
+        phones = [("phone_sha256", sha256_hex(f)) for f in sorted(forms)]
         return emails + phones
 
 

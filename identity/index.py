@@ -99,9 +99,10 @@ class IdentityIndex:
         """Look up by a raw email: normalised and hashed as at import."""
         return self.customer_for("email_sha256", sha256_hex(normalize_email(email)))
 
-    def customer_for_phone(self, phone: str) -> str | None:
-        """Look up by a raw phone number: normalised and hashed as at import."""
-        return self.customer_for("phone_sha256", sha256_hex(normalize_phone(phone)))
+    def customer_for_phone(self, phone: str, region: str | None = None) -> str | None:
+        """Look up by a raw phone number: normalised and hashed as at import (a number without a country code
+        is read in `region`, the import's ``phone_region``; see ``contract.normalize``)."""
+        return self.customer_for("phone_sha256", sha256_hex(normalize_phone(phone, region)))
 
     def identifiers_of(self, customer_id: str) -> list[tuple[str, str]]:
         """Every (identifier_type, identifier_value) of a customer (an alias id resolves to its survivor);

@@ -1,10 +1,11 @@
 """File exports of a segment for ad and email platforms: hashed identifiers only, consent enforced.
 
 One row per (customer, hashed identifier): ``customer_id``, ``segment``, ``identifier_type`` (``email_sha256``
-or ``phone_sha256``) and ``sha256`` — SHA-256 of the normalised email (trimmed, lower-case) or phone (digits,
-leading +; `contract.normalize`), the form Google Customer Match and Meta Custom Audiences expect. Hashes
-come from the identity map (``email_sha256`` / ``phone_sha256`` identifiers) and from the customer records'
-raw emails and phones, re-normalised and hashed here. No raw email or phone is ever written.
+or ``phone_sha256``) and ``sha256`` — SHA-256 of the normalised email (trimmed, lower-case) or phone (E.164,
+``Settings.default_phone_region`` reading numbers without a country code; `contract.normalize`), the form
+Google Customer Match and Meta Custom Audiences expect. Hashes come from the identity map (``email_sha256`` /
+``phone_sha256`` identifiers) and from the customer records' raw emails and phones, re-normalised and hashed
+here. No raw email or phone is ever written.
 
 Only customers with the purpose's consent are exported (marketing for email, advertising for ads), taken
 fresh from the workspace at export time (`segments.consent`, most restrictive across merged profiles), and
@@ -14,6 +15,7 @@ the segment must be activated on that purpose's channel. Everyone left out is co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -45,9 +47,11 @@ class ExportReport:
     without_identifier: int
 
 
-def hashed_identifiers(ws: Workspace, customer_ids: pd.Series) -> pd.DataFrame:
+def hashed_identifiers(
+    ws: Workspace, customer_ids: pd.Series, phone_region: str | None = None
+) -> pd.DataFrame:
     """customer_id, identifier_type, sha256 for the given customers (distinct), from the identity map and
-    from records (normalised and hashed here)."""
+    from records (normalised and hashed here; phones without a country code read in `phone_region`)."""
     from identity.resolved import MAP_TABLE
 
     ids = pa.table({"customer_id": pa.array(customer_ids.astype(str).tolist(), pa.string())})
@@ -69,7 +73,7 @@ def hashed_identifiers(ws: Workspace, customer_ids: pd.Series) -> pd.DataFrame:
                     JOIN _ids USING (customer_id)""").df()
                 for kind, col, norm in (
                     ("email_sha256", "email", normalize_email_series),
-                    ("phone_sha256", "phone", normalize_phone_series),
+                    ("phone_sha256", "phone", partial(normalize_phone_series, region=phone_region)),
                 ):
                     v = raw[["customer_id", col]].dropna()
                     v = v[v[col].astype(str).str.strip() != ""]
@@ -123,7 +127,7 @@ def export(
     members = _all_members(SegmentStore(ws), segment)
     consent = with_consent(members[["customer_id"]], customer_consent(settings, ws), settings)
     allowed = consent.loc[consent[COLUMNS[p.value]], "customer_id"]
-    hashed = hashed_identifiers(ws, allowed)
+    hashed = hashed_identifiers(ws, allowed, settings.default_phone_region)
     hashed.insert(1, "segment", segment)
     path = out or ws.root / "exports" / f"{segment}-{p.value}.{format}"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,10 @@ class ChurnScoreRequest(BaseModel):
         default=None, min_length=64, max_length=64, description="SHA-256 of the normalised email."
     )
     phone: str | None = Field(
-        default=None, min_length=6, max_length=32, description="Raw phone; digits and leading + kept, hashed."
+        default=None,
+        min_length=6,
+        max_length=32,
+        description="Raw phone; normalised to E.164 (else digits and a leading +) and hashed.",
     )
     phone_sha256: str | None = Field(
         default=None, min_length=64, max_length=64, description="SHA-256 of the normalised phone."
@@ -108,12 +111,13 @@ class ChurnScoreRequest(BaseModel):
             )
         return self
 
-    def identifier(self) -> tuple[str, str]:
-        """The (identifier type, value) to look up; raw email/phone become their ``*_sha256`` hashes."""
+    def identifier(self, phone_region: str | None = None) -> tuple[str, str]:
+        """The (identifier type, value) to look up; raw email/phone become their ``*_sha256`` hashes (a phone
+        without a country code read in `phone_region`, as the imports read it: ``contract.normalize``)."""
         if self.email is not None:
             return "email_sha256", sha256_hex(normalize_email(self.email))
         if self.phone is not None:
-            return "phone_sha256", sha256_hex(normalize_phone(self.phone))
+            return "phone_sha256", sha256_hex(normalize_phone(self.phone, phone_region))
         for f in IDENTIFIER_FIELDS:
             value = getattr(self, f)
             if value is not None:

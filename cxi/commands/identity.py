@@ -30,6 +30,13 @@ def _workspace(path: Path | None):  # -> contract.Workspace (imported lazily)
     return Workspace(path if path is not None else Settings().workspace)
 
 
+def _phone_region() -> str | None:
+    """The region raw phones without a country code are read in (``CXI_DEFAULT_PHONE_REGION``)."""
+    from contract import Settings
+
+    return Settings().default_phone_region
+
+
 @app.command()
 def resolve(
     workspace: WorkspaceOpt = None,
@@ -67,7 +74,7 @@ def resolve(
     from pydantic import ValidationError
 
     from contract.errors import CXIError
-    from identity import IdentityResolver, MatchConfig
+    from identity import IdentityResolver, MatchConfig, StitchConfig
 
     try:
         match = MatchConfig(
@@ -79,7 +86,10 @@ def resolve(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     try:
-        report = IdentityResolver(_workspace(workspace), match=match).resolve(probabilistic=probabilistic)
+        config = StitchConfig(phone_region=_phone_region())  # junk phones blocked in the imports' form too
+        report = IdentityResolver(_workspace(workspace), config, match=match).resolve(
+            probabilistic=probabilistic
+        )
     except CXIError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -124,7 +134,7 @@ def lookup(
         if identifier_type == "email":
             customer = index.customer_for_email(value)
         elif identifier_type == "phone":
-            customer = index.customer_for_phone(value)
+            customer = index.customer_for_phone(value, _phone_region())
         else:
             customer = index.customer_for(identifier_type, value)
     except CXIError as exc:

@@ -35,6 +35,15 @@ DateFormatOpt = Annotated[
         " or day/month/year with the order read from the column.",
     ),
 ]
+PhoneRegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--phone-region",
+        help="Region (ISO 3166 alpha-2, e.g. GB, US) of phone numbers without a country code: '020 7946 0958'"
+        " then hashes as '+44 20 7946 0958' does; default: $CXI_DEFAULT_PHONE_REGION, else such numbers keep"
+        " their digits only.",
+    ),
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Any rejected row: write nothing and exit 1.")]
 WorkspaceOpt = Annotated[
     Path | None,
@@ -50,6 +59,7 @@ def _run(
     source: str | None,
     tz: str,
     date_format: str | None,
+    phone_region: str | None,
     strict: bool,
     workspace: Path | None,
 ) -> None:
@@ -73,6 +83,7 @@ def _run(
             strict=strict,
             tz=tz,
             date_format=date_format,
+            phone_region=phone_region or settings.default_phone_region,
         )  # type: ignore[arg-type]
     except ContractError as exc:
         console.print(f"[red]error[/red] {exc}")
@@ -118,10 +129,11 @@ def _command(kind: str):  # one typer command per kind; same options, different 
         source: SourceOpt = None,
         tz: TzOpt = "UTC",
         date_format: DateFormatOpt = None,
+        phone_region: PhoneRegionOpt = None,
         strict: StrictOpt = False,
         workspace: WorkspaceOpt = None,
     ) -> None:
-        _run(kind, file, map_, map_file, source, tz, date_format, strict, workspace)
+        _run(kind, file, map_, map_file, source, tz, date_format, phone_region, strict, workspace)
 
     command.__doc__ = _HELP[kind]
     command.__name__ = kind

@@ -49,6 +49,14 @@ def link(
             "day/month/year with the order read from the column.",
         ),
     ] = None,
+    phone_region: Annotated[
+        str | None,
+        typer.Option(
+            "--phone-region",
+            help="Region (ISO 3166 alpha-2, e.g. GB, US) of phone numbers without a country code, read to "
+            "E.164 as '+44 20 7946 0958' is; default: $CXI_DEFAULT_PHONE_REGION, else their digits only.",
+        ),
+    ] = None,
     max_block_size: Annotated[int, typer.Option(help="Skip blocks with more records than this.")] = 500,
     window: Annotated[
         int,
@@ -67,10 +75,17 @@ def link(
 
     started = time.perf_counter()
     try:
+        from contract.settings import Settings
         from events.readers import parse_map
         from identity.match import RecordMatcher, read_records
 
-        frame, read = read_records(records, parse_map(map_ or []), strict=strict, date_format=date_format)
+        frame, read = read_records(
+            records,
+            parse_map(map_ or []),
+            strict=strict,
+            date_format=date_format,
+            phone_region=phone_region or Settings().default_phone_region,
+        )
         read_s = time.perf_counter() - started
         matcher = RecordMatcher(
             mode=mode,

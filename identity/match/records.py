@@ -41,9 +41,11 @@ def read_records(
     *,
     strict: bool = False,
     date_format: str | None = None,
+    phone_region: str | None = None,
 ) -> tuple[pd.DataFrame, ReadReport]:
     """Read record files into one frame in the contract's column names (extra id columns kept as-is);
-    `date_format` reads dates of birth (see ``events.timestamps``)."""
+    `date_format` reads dates of birth (see ``events.timestamps``), `phone_region` phones without a country
+    code (see ``contract.normalize``)."""
     from events.readers import apply_mapping, read_frame
     from events.validate import RECORD_FIELDS, check_records
 
@@ -54,7 +56,7 @@ def read_records(
         path = Path(path)
         raw = read_frame(path)
         df = apply_mapping(raw.reset_index(drop=True), mapping, RECORD_FIELDS)
-        checked = check_records(df, source=path.stem, date_format=date_format)
+        checked = check_records(df, source=path.stem, date_format=date_format, phone_region=phone_region)
         bad = ~checked.ok
         for f, r in zip(checked.field[bad], checked.reason[bad], strict=True):
             if strict or f in ("record_id", "source"):

@@ -1,17 +1,21 @@
 """Every rule of the contract, one valid/invalid case per field rule, checked on the pydantic model and on
-the vectorised validator (`events.validate`) alike; and scalar vs vectorised normalisation agree."""
+the vectorised validator (`events.validate`) alike; scalar vs vectorised normalisation agree; phones read
+to E.164 with a default region, and unchanged without one."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from contract import normalize as nz
+from contract.errors import ContractError
 from contract.schemas import CustomerRecord, Decision, Event, Transaction
 from events.transactions import check_transactions
 from events.validate import check_decisions, check_events, check_records
@@ -147,7 +151,12 @@ def test_vectorised_rule(kind: str, base: dict[str, Any], changes: dict[str, Any
 
 
 EMAILS = st.one_of(st.text(max_size=20), st.emails().map(lambda e: f"  {e.upper()} "))
-PHONES = st.one_of(st.text(max_size=20), st.text("0123456789 +-()", max_size=20))
+PHONES = st.one_of(
+    st.text(max_size=20),
+    st.text("0123456789 +-()", max_size=20),
+    st.sampled_from(["+44 20 7946 0958", "020 7946 0958", "0044 20 7946 0958", "(650) 253-0000", "n/a"]),
+)
+REGIONS = st.sampled_from([None, "GB", "US", "fr"])
 
 
 @settings(max_examples=200, deadline=None)
@@ -158,10 +167,107 @@ def test_email_normalisation_scalar_equals_vectorised(values: list[str]) -> None
 
 
 @settings(max_examples=200, deadline=None)
-@given(values=st.lists(PHONES, min_size=1, max_size=20))
-def test_phone_normalisation_scalar_equals_vectorised(values: list[str]) -> None:
-    vec = nz.normalize_phone_series(pd.Series(values)).tolist()
-    assert vec == [nz.normalize_phone(v) for v in values]
+@given(values=st.lists(st.one_of(PHONES, st.none()), min_size=1, max_size=20), region=REGIONS)
+def test_phone_normalisation_scalar_equals_vectorised(values: list[str | None], region: str | None) -> None:
+    s = pd.Series(values + values[:3], index=range(10, 10 + len(values) + len(values[:3])))  # repeats
+    vec = nz.normalize_phone_series(s, region)
+    assert vec.index.equals(s.index) and str(vec.dtype) == "string"
+    assert vec.tolist() == [pd.NA if v is None else nz.normalize_phone(v, region) for v in s]
+
+
+def _digits_only(value: str) -> str:
+    """The rule before E.164 (digits and a leading '+', '00' read as '+'): what hashes without a region."""
+    v = value.strip()
+    digits = re.sub(r"\D", "", v)
+    return ("+" + digits[2:]) if v.startswith("00") else ("+" if v.startswith("+") else "") + digits
+
+
+@pytest.mark.parametrize(
+    ("region", "forms"),
+    [
+        (
+            "GB",
+            ["+44 20 7946 0958", "020 7946 0958", "0044 20 7946 0958", "+44 (0)20 7946 0958", "2079460958"],
+        ),
+        ("US", ["+1 650-253-0000", "(650) 253-0000", "650.253.0000", "1 650 253 0000", "001 650 253 0000"]),
+        ("FR", ["+33 1 23 45 67 89", "01 23 45 67 89", "0033 1 23 45 67 89"]),
+    ],
+)
+def test_national_and_international_forms_hash_alike_with_a_region(region: str, forms: list[str]) -> None:
+    e164 = phonenumbers.format_number(phonenumbers.parse(forms[0]), phonenumbers.PhoneNumberFormat.E164)
+    assert {nz.normalize_phone(f, region) for f in forms} == {e164}
+    assert {nz.normalize_phone(f, region.lower()) for f in forms} == {e164}
+    assert nz.normalize_phone_series(pd.Series(forms), region).tolist() == [e164] * len(forms)
+    assert len({nz.sha256_hex(nz.normalize_phone(f, region)) for f in forms}) == 1
+
+
+def test_without_a_region_phones_keep_their_digits_only_form() -> None:
+    """National numbers are not guessed at: exactly the old digits-only form, so old hashes stay."""
+    assert nz.normalize_phone("020 7946 0958") == "02079460958"
+    assert (
+        nz.normalize_phone("+44 20 7946 0958") == nz.normalize_phone("0044 20 7946 0958") == "+442079460958"
+    )
+    # unreadable numbers keep the digits-only form with or without a region (and stay invalid where they were)
+    for v in ["123", "n/a", "+999 1234 5678", "+44 20", "7946 0958", "  "]:
+        assert nz.normalize_phone(v) == nz.normalize_phone(v, "GB") == _digits_only(v), v
+    assert nz.normalize_phone("+1 650 253 0000 ext. 123") == "+16502530000123"  # extension digits kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.text(max_size=20), st.text("0123456789 -().", max_size=20)))
+def test_without_a_region_numbers_without_country_code_are_unchanged(value: str) -> None:
+    v = value.strip()
+    if not v.startswith(("+", "00")):
+        assert nz.normalize_phone(value) == _digits_only(value)
+
+
+def test_international_numbers_of_every_region_keep_their_old_form() -> None:
+    """libphonenumber's example number of every region and type, written internationally: its E.164 form is the
+    old digits-only form (no hash changes without a region), and its national form read in its region gives
+    the same E.164."""
+    fmt = phonenumbers.PhoneNumberFormat
+    types = [t for name, t in vars(phonenumbers.PhoneNumberType).items() if name.isupper()]
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in types:
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            e164 = phonenumbers.format_number(number, fmt.E164)
+            international = phonenumbers.format_number(number, fmt.INTERNATIONAL)
+            assert nz.normalize_phone(international) == _digits_only(international) == e164, international
+            national = phonenumbers.format_number(number, fmt.NATIONAL)
+            if (
+                phonenumbers.is_possible_number_with_reason(number)
+                == phonenumbers.ValidationResult.IS_POSSIBLE
+            ):
+                assert nz.normalize_phone(national, region) == e164, (region, national)
+            checked += 1
+    assert checked > 1000
+
+
+def test_an_unknown_phone_region_is_refused_naming_the_setting() -> None:
+    for call in (
+        lambda: nz.normalize_phone("020 7946 0958", "UK"),
+        lambda: nz.normalize_phone_series(pd.Series(["020 7946 0958"]), "UK"),
+        lambda: check_records(
+            pd.DataFrame({"record_id": ["r1"], "phone": ["1"]}), source="s", phone_region="XX"
+        ),
+    ):
+        with pytest.raises(ContractError) as err:
+            call()
+        assert err.value.field == "phone_region" and "ISO 3166" in err.value.reason
+
+
+def test_event_model_reads_phones_in_the_context_region() -> None:
+    data = {**EV, "phone": "020 7946 0958"}
+    assert Event.model_validate(data).phone_sha256 == nz.sha256_hex("02079460958")
+    gb = Event.model_validate(data, context={"phone_region": "GB"})
+    assert gb.phone_sha256 == nz.sha256_hex("+442079460958")
+    with pytest.raises(ValidationError, match="phone: not a valid phone number"):
+        Event.model_validate({**EV, "phone": "12"}, context={"phone_region": "GB"})
+    checked = check_events(pd.DataFrame([data]), tz=None, phone_region="GB")
+    assert checked.table["phone_sha256"].to_pylist() == [gb.phone_sha256]
 
 
 def test_sha256_series_with_nulls_equals_scalar() -> None:

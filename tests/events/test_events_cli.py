@@ -117,3 +117,31 @@ def test_date_format_option_reads_day_first_text(tmp_path: Path) -> None:
     assert given.exit_code == 0, given.output
     times = Workspace(ws).read("events").column("occurred_at").to_pylist()
     assert sorted(t.isoformat() for t in times) == ["2024-02-01T10:00:00+00:00", "2024-04-03T11:30:00+00:00"]
+
+
+def test_phone_region_option_reads_national_phones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, prefix = _app()
+    path = tmp_path / "shop.csv"
+    pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "occurred_at": ["2024-05-01T10:00:00Z"] * 2,
+            "amount": [5, 7],
+            "phone": ["020 7946 0958", "+44 20 7946 0958"],
+        }
+    ).to_csv(path, index=False)
+    for option, ws in (([], "ws_none"), (["--phone-region", "gb"], "ws_gb"), ([], "ws_env")):
+        if ws == "ws_env":
+            monkeypatch.setenv("CXI_DEFAULT_PHONE_REGION", "GB")
+        args = [*prefix, "transactions", str(path), "--workspace", str(tmp_path / ws), *option]
+        result = RUNNER.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    hashes = {
+        ws: set(Workspace(tmp_path / ws).read("events")["phone_sha256"].to_pylist())
+        for ws in ("ws_none", "ws_gb", "ws_env")
+    }
+    assert len(hashes["ws_none"]) == 2 and len(hashes["ws_gb"]) == 1 and hashes["ws_env"] == hashes["ws_gb"]
+    bad = RUNNER.invoke(
+        app, [*prefix, "transactions", str(path), "--phone-region", "UK", "--workspace", str(tmp_path / "w")]
+    )
+    assert bad.exit_code == 2 and "phone_region: not a known region" in bad.output

@@ -53,8 +53,12 @@ SHA = st.one_of(
 )
 EMAIL = st.one_of(st.none(), st.sampled_from(["Ann@Example.com ", "bad", "a@b", "x@y.z", "", " @x.y"]))
 PHONE = st.one_of(
-    st.none(), st.sampled_from(["+33 6 12 34 56 78", "0044 20 7946 0958", "123", "", "(555) 010-9999"])
+    st.none(),
+    st.sampled_from(
+        ["+33 6 12 34 56 78", "0044 20 7946 0958", "123", "", "(555) 010-9999", "020 7946 0958", "7946 0958"]
+    ),
 )
+PHONE_REGION = st.sampled_from([None, "GB"])
 NUMBER = st.one_of(st.none(), st.floats(-5, 500, allow_nan=False), st.integers(-3, 50), st.just("abc"))
 QUANTITY = st.one_of(st.none(), st.integers(-2, 6), st.sampled_from([2.0, 2.5, "x"]))
 CONSENT = st.one_of(
@@ -113,9 +117,11 @@ def _blamed(exc: ValidationError) -> set[str]:
     return out
 
 
-def _verdict(model: type[BaseModel], data: dict[str, Any]) -> tuple[BaseModel | None, set[str]]:
+def _verdict(
+    model: type[BaseModel], data: dict[str, Any], context: dict[str, Any] | None = None
+) -> tuple[BaseModel | None, set[str]]:
     try:
-        return model.model_validate(data), set()
+        return model.model_validate(data, context=context), set()
     except ValidationError as exc:
         return None, _blamed(exc)
 
@@ -156,10 +162,11 @@ def _assert_agree(
 
 
 @SETTINGS
-@given(rows=st.lists(_event_row(), min_size=1, max_size=12), nested=st.booleans())
-def test_events_agree_with_pydantic(rows: list[dict[str, Any]], nested: bool) -> None:
-    expected = [_verdict(Event, _event_input(r, nested)) for r in rows]
-    checked = check_events(_frame_rows(rows, nested), tz=None)
+@given(rows=st.lists(_event_row(), min_size=1, max_size=12), nested=st.booleans(), region=PHONE_REGION)
+def test_events_agree_with_pydantic(rows: list[dict[str, Any]], nested: bool, region: str | None) -> None:
+    context = {"phone_region": region}
+    expected = [_verdict(Event, _event_input(r, nested), context) for r in rows]
+    checked = check_events(_frame_rows(rows, nested), tz=None, phone_region=region)
     _assert_agree(checked, expected, rows)
     t = checked.table.to_pylist()
     for i, (model, _) in enumerate(expected):
@@ -198,8 +205,8 @@ def _record_row() -> st.SearchStrategy[dict[str, Any]]:
 
 
 @SETTINGS
-@given(rows=st.lists(_record_row(), min_size=1, max_size=12))
-def test_records_agree_with_pydantic(rows: list[dict[str, Any]]) -> None:
+@given(rows=st.lists(_record_row(), min_size=1, max_size=12), region=PHONE_REGION)
+def test_records_agree_with_pydantic(rows: list[dict[str, Any]], region: str | None) -> None:
     def oracle(r: dict[str, Any]) -> dict[str, Any]:
         data = {k: v for k, v in r.items() if v is not None and k != "national_id"}
         data.setdefault("source", "file")
@@ -208,7 +215,7 @@ def test_records_agree_with_pydantic(rows: list[dict[str, Any]]) -> None:
         return data
 
     expected = [_verdict(CustomerRecord, oracle(r)) for r in rows]
-    checked = check_records(pd.DataFrame(rows), source="file")
+    checked = check_records(pd.DataFrame(rows), source="file", phone_region=region)
     _assert_agree(checked, expected, rows)
     t = checked.table.to_pylist()
     for i, (model, _) in enumerate(expected):
@@ -217,7 +224,7 @@ def test_records_agree_with_pydantic(rows: list[dict[str, Any]]) -> None:
             assert t[i]["email"] == model.email
             assert t[i]["email_sha256"] == (sha256_hex(model.email) if model.email else None)
             if model.phone and model.phone.strip():
-                assert t[i]["phone"] == normalize_phone(model.phone)
+                assert t[i]["phone"] == normalize_phone(model.phone, region)
             assert t[i]["date_of_birth"] == (model.date_of_birth.date() if model.date_of_birth else None)
 
 

@@ -88,7 +88,9 @@ EMAIL = st.one_of(
 )
 PHONE = st.one_of(
     st.none(),
-    st.sampled_from(["+33 6 12 34 56 78", "0044 20 7946 0958", "123", "", "(555) 010-9999", "+١٢٣٤٥٦٧"]),
+    st.sampled_from(
+        ["+33 6 12 34 56 78", "0044 20 7946 0958", "123", "", "(555) 010-9999", "+١٢٣٤٥٦٧", "020 7946 0958"]
+    ),
     st.integers(0, 10**12),
 )
 NUMBER = st.one_of(
@@ -220,16 +222,19 @@ def _duckdb_json() -> Iterator[None]:
         properties._SMALL = small
 
 
-def _same(rows: list[dict[str, Any]], tz: str | None, negative_revenue: bool) -> Checked | None:
+def _same(
+    rows: list[dict[str, Any]], tz: str | None, negative_revenue: bool, phone_region: str | None = None
+) -> Checked | None:
     """Assert that ``check_events`` (small path) and the column-wise checker agree on everything."""
     df = _frame(rows)
+    opts: dict[str, Any] = {"tz": tz, "negative_revenue": negative_revenue, "phone_region": phone_region}
     try:
-        want = check_events_columnwise(df, tz=tz, negative_revenue=negative_revenue)
+        want = check_events_columnwise(df, **opts)
     except Exception as exc:  # the small path must then fail the same way
         with pytest.raises(type(exc)):
-            check_events(df, tz=tz, negative_revenue=negative_revenue)
+            check_events(df, **opts)
         return None
-    got = check_events(df, tz=tz, negative_revenue=negative_revenue)
+    got = check_events(df, **opts)
     assert got.table.schema == want.table.schema
     for name in want.table.column_names:
         assert got.table[name].equals(want.table[name]), name
@@ -254,19 +259,26 @@ def _same(rows: list[dict[str, Any]], tz: str | None, negative_revenue: bool) ->
     rows=st.lists(_event(), min_size=1, max_size=6),
     tz=st.sampled_from(["UTC", None, "Europe/Paris"]),
     negative_revenue=st.booleans(),
+    phone_region=st.sampled_from([None, "GB"]),
 )
 def test_small_batches_match_columnwise(
-    rows: list[dict[str, Any]], tz: str | None, negative_revenue: bool
+    rows: list[dict[str, Any]], tz: str | None, negative_revenue: bool, phone_region: str | None
 ) -> None:
-    _same(rows, tz, negative_revenue)
+    _same(rows, tz, negative_revenue, phone_region)
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.lists(_live_event(), min_size=1, max_size=20), tz=st.sampled_from(["UTC", None]))
-def test_live_shapes_take_the_row_wise_path(rows: list[dict[str, Any]], tz: str | None) -> None:
+@given(
+    rows=st.lists(_live_event(), min_size=1, max_size=20),
+    tz=st.sampled_from(["UTC", None]),
+    phone_region=st.sampled_from([None, "GB"]),
+)
+def test_live_shapes_take_the_row_wise_path(
+    rows: list[dict[str, Any]], tz: str | None, phone_region: str | None
+) -> None:
     df = _frame(rows)
-    check_events_small(df, tz, False)  # raises Unsupported if it would fall back
-    _same(rows, tz, False)
+    check_events_small(df, tz, False, phone_region)  # raises Unsupported if it would fall back
+    _same(rows, tz, False, phone_region)
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from contract import Workspace
-from contract.normalize import normalize_email, sha256_hex
+from contract.normalize import normalize_email, normalize_phone, sha256_hex
 from identity import IdentityIndex, IdentityResolver, StitchConfig
 
 Write = Callable[..., Workspace]
@@ -137,6 +137,24 @@ def test_placeholder_email_hash_is_blocked(write_events: Write) -> None:
     assert idx.customer_for("user_id", "u1") != idx.customer_for("user_id", "u2")
     assert idx.customer_for_email("test@test.com") is None
     assert guard_log(ws)[0]["detail"].startswith("hash of a placeholder email")
+
+
+def test_placeholder_phone_is_blocked_in_the_phone_region_form(write_events: Write) -> None:
+    """Imported with a region, "1234567890" hashes as +441234567890: that form is blocked too."""
+    junk = sha256_hex(normalize_phone("1234567890", "GB"))
+    assert junk != sha256_hex(normalize_phone("1234567890"))
+    rows = [
+        {"phone_sha256": junk, "anonymous_id": "a1"},
+        {"phone_sha256": junk, "anonymous_id": "a2"},
+        {"phone_sha256": junk, "user_id": "u1", "type": "signup"},
+    ]
+    idx = resolve(write_events(rows), StitchConfig(phone_region="gb"))
+    assert idx.customer_for_phone("123 456 7890", "GB") is None
+    assert idx.customer_for_phone("123-456-7890") is None  # the digits-only form stays blocked as well
+    assert {("phone_sha256", junk)} <= set(StitchConfig(phone_region="GB").blocked_hashes())
+    assert set(StitchConfig().blocked_hashes()) < set(StitchConfig(phone_region="GB").blocked_hashes())
+    with pytest.raises(ValueError, match="phone_region"):
+        StitchConfig(phone_region="UK")
 
 
 def test_a_chain_of_cookies_and_devices_never_joins_two_users(write_events: Write) -> None:

@@ -16,7 +16,7 @@ from contract.normalize import normalize_email, sha256_hex
 from segments.build import build_from_frame
 from segments.consent import consent_of, customer_consent, defaults, with_consent
 from segments.definitions import load
-from segments.export import export
+from segments.export import export, hashed_identifiers
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 YES = {"analytics": True, "personalization": True, "marketing": True, "advertising": True}
@@ -153,3 +153,15 @@ def test_exports_hash_identifiers_and_leave_out_non_consenting(
         export(settings, ws, "at_risk_high_value", purpose="advertising", defs=defs)
     with pytest.raises(ContractError, match=r"^format"):
         export(settings, ws, "lifecycle_active", format="xlsx", defs=defs)
+
+
+def test_export_reads_record_phones_in_the_phone_region(ws: Workspace) -> None:
+    """A record imported before the region was set holds its phone as digits; exported with the region it is
+    hashed in E.164, as ad platforms expect."""
+    write_map(ws, [("record", "crm:r1", "c1")], datetime(2024, 1, 1, tzinfo=UTC))
+    write_records(
+        ws, [{"source": "crm", "record_id": "r1", "phone": "02079460958", "ingested_at": "2024-02-01"}]
+    )
+    customers_ = pd.Series(["c1"])
+    assert hashed_identifiers(ws, customers_)["sha256"].tolist() == [sha256_hex("02079460958")]
+    assert hashed_identifiers(ws, customers_, "GB")["sha256"].tolist() == [sha256_hex("+442079460958")]

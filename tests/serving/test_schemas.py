@@ -33,6 +33,13 @@ def test_raw_email_and_phone_are_normalised_and_hashed() -> None:
     )
 
 
+def test_raw_phone_without_country_code_is_read_in_the_phone_region() -> None:
+    request = ChurnScoreRequest(phone="020 7946 0000")
+    assert request.identifier() == ("phone_sha256", sha256_hex("02079460000"))
+    assert request.identifier("GB") == ("phone_sha256", sha256_hex("+442079460000"))
+    assert ChurnScoreRequest(phone="+44 20 7946 0000").identifier("GB") == request.identifier("GB")
+
+
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [

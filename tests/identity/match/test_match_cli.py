@@ -91,3 +91,42 @@ def test_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_phone_region_reads_national_phones(tmp_path: Path) -> None:
+    """A CRM writes a Brussels phone internationally, the shop nationally. The linker compares phones by their
+    last 9 digits, which a short national number does not share with its international form (025551212 vs
+    3225551212); read in BE both are +3225551212, and the two records (among others, for the model to learn
+    from) are one customer."""
+    records, _ = make_records(150, seed=3)
+    ann = pd.DataFrame(
+        [
+            {"source": "crm", "record_id": "ann-1", "phone": "+32 2 555 12 12"},
+            {"source": "shop", "record_id": "ann-2", "phone": "02 555 12 12"},
+        ]
+    ).assign(first_name="Ann", last_name="Lee", date_of_birth="1980-04-02", postcode="1000")
+    records = pd.concat([records.drop(columns=["user_id"]), ann], ignore_index=True)
+    files = []
+    for src in ("crm", "shop"):
+        records[records["source"] == src].drop(columns=["source"]).to_csv(
+            tmp_path / f"{src}.csv", index=False
+        )
+        files += ["--records", str(tmp_path / f"{src}.csv")]
+
+    def ann_pair(*option: str) -> pd.Series:
+        out = tmp_path / f"out{len(option)}"
+        result = CliRunner().invoke(_app(), [*files, "--out", str(out), "--mode", "unsupervised", *option])
+        assert result.exit_code == 0, result.output
+        clusters = pd.read_parquet(out / "clusters.parquet").set_index("record_id")
+        pairs = pd.read_parquet(out / "pairs.parquet")
+        pair = pairs[(pairs["record_id_l"] == "ann-1") & (pairs["record_id_r"] == "ann-2")].iloc[0]
+        assert pair["linked"] == (
+            clusters.loc["ann-1", "customer_id"] == clusters.loc["ann-2", "customer_id"]
+        )
+        return pair
+
+    assert ann_pair()["level_phone"] == 1  # without a region: one digit apart
+    pair = ann_pair("--phone-region", "BE")
+    assert pair["level_phone"] == 2 and pair["linked"]  # 2: the phones agree exactly
+    bad = CliRunner().invoke(_app(), [*files, "--out", str(tmp_path / "o"), "--phone-region", "UK"])
+    assert bad.exit_code == 1 and "phone_region" in bad.output
