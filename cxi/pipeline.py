@@ -121,9 +121,9 @@ def run_chain(
         step("simulate", f"{customers}:{days}:{seed}", simulate)
 
     def stitch() -> str:
-        from identity import IdentityResolver
+        from identity import IdentityResolver, StitchConfig
 
-        return str(IdentityResolver(ws).resolve())
+        return str(IdentityResolver(ws, StitchConfig.from_settings(settings)).resolve())
 
     step("identity", table_fingerprint(ws, "events", "records") + code_fingerprint("identity"), stitch)
 
@@ -196,9 +196,9 @@ def replay(settings: Settings, *, from_scratch: bool = False, on_step: Progress 
             event_log.close()
 
     def stitch() -> str:
-        from identity import IdentityResolver
+        from identity import IdentityResolver, StitchConfig
 
-        return str(IdentityResolver(ws).resolve())
+        return str(IdentityResolver(ws, StitchConfig.from_settings(settings)).resolve())
 
     def features() -> str:
         from features.store import FeatureRepo

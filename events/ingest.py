@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from contract.errors import ContractError
+from contract.normalize import check_phone_region
 from contract.schemas import EVENTS_SCHEMA, QUARANTINE_SCHEMA
 from contract.workspace import Workspace
 from events.importers import FIELDS, new_quarantine, stored_rows
@@ -122,11 +123,22 @@ class Ingestor:
     log's group commit writes them together. Thread-safe.
     """
 
-    def __init__(self, ws: Workspace, log: EventLog, *, source: str = "api", tz: str | None = "UTC") -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        log: EventLog,
+        *,
+        source: str = "api",
+        tz: str | None = "UTC",
+        phone_region: str | None = None,
+    ) -> None:
+        """`phone_region`: the region raw phones without a country code are read in (setting
+        `default_phone_region`), as `cxi import` reads them, so live and imported events hash one number alike."""
         self.ws = ws
         self.log = log
         self.source = source
         self.tz = tz
+        self.phone_region = check_phone_region(phone_region)
         self._cond = threading.Condition()
         self._queue: list[_Waiting] = []
         self._pending = 0
@@ -184,7 +196,9 @@ class Ingestor:
         records = [r for w in group for r in w.records]
         offsets = np.cumsum([0, *(len(w.records) for w in group)])
         original = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records)))
-        checked = check_events(apply_mapping(original, None, FIELDS["events"]), tz=self.tz)
+        checked = check_events(
+            apply_mapping(original, None, FIELDS["events"]), tz=self.tz, phone_region=self.phone_region
+        )
         ok = checked.ok
         bad = ~ok
         stamp = datetime.now(UTC)

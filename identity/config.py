@@ -3,12 +3,15 @@ identifiers of an unauthenticated event may be linked together) and of the resol
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.normalize import JUNK_VALUES, check_phone_region, normalize_email, normalize_phone, sha256_hex
 from contract.schemas import IDENTIFIER_TYPES
+
+if TYPE_CHECKING:
+    from contract.settings import Settings
 
 #: Node types of the identity graph: the event identifiers, then a customer record ("<source>:<record_id>").
 NODE_TYPES: tuple[str, ...] = (*IDENTIFIER_TYPES, "record")
@@ -138,6 +141,12 @@ class StitchConfig(BaseModel):
     @classmethod
     def _phone_region(cls, v: str | None) -> str | None:
         return check_phone_region(v)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StitchConfig:
+        """The defaults, with the phone region the imports read raw phones in (`default_phone_region`): what
+        every resolver of a workspace (batch, incremental, live, replay, unmerge) must agree on."""
+        return cls(phone_region=settings.default_phone_region)
 
     @field_validator("household_types")
     @classmethod

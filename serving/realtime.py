@@ -146,6 +146,7 @@ class RealtimeEngine:
         from events.log import EventLog
         from features.live import LiveFeatures
         from features.store import FeatureRepo
+        from identity.config import StitchConfig
         from identity.live import LiveIdentity
 
         ws = Workspace(settings.workspace)
@@ -154,8 +155,8 @@ class RealtimeEngine:
         engine = cls(
             ws,
             event_log,
-            Ingestor(ws, event_log),
-            LiveIdentity.load(ws),
+            Ingestor(ws, event_log, phone_region=settings.default_phone_region),
+            LiveIdentity.load(ws, StitchConfig.from_settings(settings)),
             LiveFeatures.from_workspace(repo, ws),
             max_pending_rows=settings.realtime_max_pending_rows,
             visible_timeout=settings.realtime_visible_timeout_seconds,

@@ -94,8 +94,12 @@ class ChurnScorer:
         *,
         watch: ChampionWatch | None = None,
         reasons: int = REASONS,
+        phone_region: str | None = None,
     ) -> None:
+        """`phone_region`: the region a raw phone without a country code is read in, as the imports read
+        it (setting `default_phone_region`), so a lookup by phone finds what an import stored."""
         self.identity = identity
+        self.phone_region = phone_region
         self.features = features
         self.active = ActiveModel.of(champion)
         self.watch = watch
@@ -137,6 +141,7 @@ class ChurnScorer:
             features if features is not None else FeatureRepo(settings),
             champion,
             watch=watch,
+            phone_region=settings.default_phone_region,
         )
         scorer.check_features()
         log.info(
@@ -187,7 +192,7 @@ class ChurnScorer:
     # --- the three steps -----------------------------------------------------------------------------------
     def resolve(self, request: ChurnScoreRequest) -> str:
         """The customer id a request names; NotFoundError names the identifier when it is unknown."""
-        kind, value = request.identifier()
+        kind, value = request.identifier(self.phone_region)
         if kind == "customer_id":
             return value
         customer_id = self.identity.customer_for(kind, value)

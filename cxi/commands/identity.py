@@ -73,6 +73,7 @@ def resolve(
     """Stitch events and records into customer profiles; writes identity_map and identity_guard_log."""
     from pydantic import ValidationError
 
+    from contract import Settings
     from contract.errors import CXIError
     from identity import IdentityResolver, MatchConfig, StitchConfig
 
@@ -86,7 +87,7 @@ def resolve(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     try:
-        config = StitchConfig(phone_region=_phone_region())  # junk phones blocked in the imports' form too
+        config = StitchConfig.from_settings(Settings())  # junk phones blocked in the imports' form too
         report = IdentityResolver(_workspace(workspace), config, match=match).resolve(
             probabilistic=probabilistic
         )
@@ -213,8 +214,9 @@ def unmerge(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Split a cluster back, pin the split (never-link) and name the customers whose features to rebuild."""
+    from contract import Settings
     from contract.errors import ContractError, CXIError
-    from identity import IdentityResolver
+    from identity import IdentityResolver, StitchConfig
 
     pairs: list[tuple[str, str]] = []
     for item in identifier or []:
@@ -224,7 +226,8 @@ def unmerge(
         t, v = item.split(":", 1)
         pairs.append((t, v))
     try:
-        result = IdentityResolver(_workspace(workspace)).unmerge(customer_id, pairs or None, actor=actor)
+        resolver = IdentityResolver(_workspace(workspace), StitchConfig.from_settings(Settings()))
+        result = resolver.unmerge(customer_id, pairs or None, actor=actor)
     except (CXIError, ContractError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

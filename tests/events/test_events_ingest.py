@@ -20,6 +20,7 @@ from contract.workspace import Workspace
 from events import import_frame
 from events.ingest import Ingestor, compact, parse_body
 from events.log import EventLog, Overloaded
+from events.validate import check_events
 
 T = "2024-05-01T10:00:00Z"
 
@@ -244,3 +245,18 @@ def test_overloaded_before_validation(ws: Workspace) -> None:
         assert info.value.retry_after == log.retry_after
         first.join()
         assert log.last_seq == 4 and not ws.exists("quarantine")
+
+
+def test_raw_phones_are_read_in_the_default_region_as_imports_read_them(ws: Workspace, log: EventLog) -> None:
+    """A national phone posted live hashes like the same number imported with that region, and like its
+    international form, so live and batch events of one person share their phone_sha256."""
+    live = Ingestor(ws, log, phone_region="gb").ingest([ev(0, phone="020 7946 0958")])
+    imported = check_events(pd.DataFrame([ev(1, phone="020 7946 0958")]), phone_region="GB")
+    want = sha256_hex("+442079460958")  # the international form's hash
+    assert live.accepted["phone_sha256"].to_pylist() == [want]
+    assert imported.table["phone_sha256"].to_pylist() == [want]
+    # without a region the national form keeps its digits-only hash, as before
+    other = Ingestor(ws, log).ingest([ev(2, phone="020 7946 0958")])
+    assert other.accepted["phone_sha256"].to_pylist() == [sha256_hex("02079460958")]
+    with pytest.raises(ContractError, match="phone_region"):
+        Ingestor(ws, log, phone_region="UK")

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from contract import Workspace
+from contract import Settings, Workspace
 from contract.normalize import normalize_email, normalize_phone, sha256_hex
 from identity import IdentityIndex, IdentityResolver, StitchConfig
 
@@ -155,6 +155,9 @@ def test_placeholder_phone_is_blocked_in_the_phone_region_form(write_events: Wri
     assert set(StitchConfig().blocked_hashes()) < set(StitchConfig(phone_region="GB").blocked_hashes())
     with pytest.raises(ValueError, match="phone_region"):
         StitchConfig(phone_region="UK")
+    # every resolver of a workspace (batch, live, replay, unmerge) takes the region from the one settings object
+    assert StitchConfig.from_settings(Settings(default_phone_region="gb")).phone_region == "GB"
+    assert StitchConfig.from_settings(Settings()).phone_region is None
 
 
 def test_a_chain_of_cookies_and_devices_never_joins_two_users(write_events: Write) -> None:

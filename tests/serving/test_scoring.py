@@ -248,3 +248,16 @@ def test_a_champion_that_cannot_be_served_is_skipped(booster: lgb.Booster) -> No
     scorer = ChurnScorer(Identity({}), online, good, watch=broken)
     assert scorer.score(ChurnScoreRequest(customer_id="c1")).model_version == "1"
     assert broken.failed == "3"
+
+
+def test_a_national_phone_is_read_in_the_scorers_region(booster: lgb.Booster, online: Online) -> None:
+    """A raw phone without a country code is looked up as the imports stored it (setting
+    default_phone_region); without a region it is its digits, which name nobody here."""
+    links = {("phone_sha256", sha256_hex("+442079460958")): "c2"}
+    champion = Champion("churn", "3", booster)
+    request = ChurnScoreRequest(phone="020 7946 0958")
+    assert (
+        ChurnScorer(Identity(links), online, champion, phone_region="GB").score(request).customer_id == "c2"
+    )
+    with pytest.raises(NotFoundError, match="phone: no customer is known"):
+        ChurnScorer(Identity(links), online, champion).score(request)
