@@ -14,6 +14,7 @@ follows `identity.resolved` (highest priority in the map, junk and shared ones l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -140,6 +141,13 @@ class LiveIdentity:
             self._members.get(self.canonical_id(customer_id), ()), key=lambda k: (_PRIO[k[0]], k[1])
         )
 
+    def customer_of(self, row: tuple[Key, ...]) -> str | None:
+        """The customer of an event holding these identifiers (in IDENTIFIER_TYPES order), by the batch rule
+        (`identity.resolved`); None when it holds none this state has seen."""
+        if not any(k in self._cust for k in row):
+            return None
+        return self._resolve(row)
+
     def is_known(self, customer_id: str) -> bool:
         """True when the profile holds an identifier beyond cookies and devices (a user_id, email, phone,
         loyalty id or record): the customer has identified themselves at least once."""
@@ -186,6 +194,41 @@ class LiveIdentity:
             fresh[ids[i]] = i
             self._add_evidence(rows[i], ts[i])
         closed |= ev.closure(seeds)
+        return self._redecide(closed, seeds, was_unlinking, rows, ids, fresh)
+
+    def link(self, edges: Iterable[tuple[Key, Key]]) -> LiveUpdate:
+        """Add probabilistic links (pairs of identifiers, e.g. `identity.live_match.LiveMatcher.links`) and
+        re-decide the identifiers they can affect, as `observe` does for events: the result equals a batch
+        resolve over the same events with these links among its stored probabilistic edges (a link's time
+        is its later end's first sighting; links to unknown or junk identifiers are ignored, as batch does).
+        Persisting them (`identity.state.store_extra_edges`) is the caller's."""
+        ev = self.evidence
+        pairs = [
+            (a, b)
+            for a, b in edges
+            if a != b and a in ev.first_seen and b in ev.first_seen and a not in ev.junk and b not in ev.junk
+        ]
+        if not pairs:
+            return LiveUpdate(pa.array([], pa.string()), [], [], {})
+        seeds = {k for pair in pairs for k in pair}
+        was_unlinking = {k for k in seeds if ev.is_unlinking(k)}
+        for a, b in pairs:
+            ev.add_edge(a, b, "probabilistic", max(ev.first_seen[a], ev.first_seen[b]))
+        return self._redecide(ev.closure(seeds), seeds, was_unlinking, [], [], {})
+
+    def _redecide(
+        self,
+        closed: set[Key],
+        seeds: set[Key],
+        was_unlinking: set[Key],
+        rows: list[tuple[Key, ...]],
+        ids: list[str],
+        fresh: dict[str, int],
+    ) -> LiveUpdate:
+        """Re-decide `closed` (guards, components, persistent ids) after new evidence; audit merges and
+        splits; `rows`/`ids`/`fresh`: the batch's events (identifiers, event ids, first index of each new
+        event id), whose customers the update returns in order."""
+        ev = self.evidence
         prior = {k: self._cust[k] for k in closed if k in self._cust}
         sub = Subgraph.build(ev, closed)
         new_cust, aliases = assign_ids(sub, prior)

@@ -233,14 +233,16 @@ class Subgraph:
                     edges.append(Edge(a, b, "guarded", ts))
         n = len(nodes)
         raw = _components(n, index, edges)
-        # conflict guard: in a component holding several user_ids, cut every non-user edge touching an
-        # identifier with a user edge unless both ends keep the same one
+        # conflict guard (`identity.stitch.components`): in a component holding several user_ids, cut every
+        # edge but the user edges whose ends hold different user_ids (or one holds one and the other none);
+        # a user_id holds itself (a probabilistic link may name one)
         users = _count_users(nodes, raw)
         for e in edges:
-            if e.a[0] == "user_id" or e.b[0] == "user_id":
-                continue
-            ua, ub = user_of.get(e.a), user_of.get(e.b)
-            if users.get(raw[index[e.a]], 0) > 1 and (ua or ub) and ua != ub:
+            if user_of.get(e.a) == e.b or user_of.get(e.b) == e.a:
+                continue  # a user edge, or a link duplicating one
+            ha = e.a if e.a[0] == "user_id" else user_of.get(e.a)
+            hb = e.b if e.b[0] == "user_id" else user_of.get(e.b)
+            if users.get(raw[index[e.a]], 0) > 1 and (ha or hb) and ha != hb:
                 e.cut = "conflict"
         _never_link_cut(ev, nodes, index, edges)
         label = _components(n, index, [e for e in edges if e.cut is None])

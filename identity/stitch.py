@@ -103,17 +103,19 @@ def components(graph: IdentityGraph, never_link: NeverLink | None = None) -> Com
     raw = labels
     users = _users_per_component(labels, graph.is_user)
     conflicted = users[labels] > 1
-    # A chain of non-user edges joined two people. Cut, inside such components, every non-user edge that
-    # touches an identifier holding a user edge, unless both ends hold the same one: each such identifier
-    # stays with its own (single) user_id; identifiers with no user edge keep their links among themselves.
-    # No path between two user_ids survives.
+    # A chain of non-user edges joined two people. Cut, inside such components, every edge but the user edges
+    # whose ends hold different user_ids, or one holds a user_id and the other none: each identifier with a
+    # user edge stays with its own (single) user_id, identifiers with none keep their links among themselves,
+    # and no path between two user_ids survives. A user_id node holds itself (a probabilistic link may name
+    # one); a user edge is an identifier's kept edge to its user_id (or a link duplicating it).
     user_of = graph.user_of
-    non_user = ~graph.is_user[src] & ~graph.is_user[dst]
+    holder = np.where(graph.is_user, np.arange(n), user_of)
+    user_edge = (user_of[src] == dst) | (user_of[dst] == src)
     cut = (
-        non_user
+        ~user_edge
         & conflicted[src]
-        & ((user_of[src] >= 0) | (user_of[dst] >= 0))
-        & (user_of[src] != user_of[dst])
+        & ((holder[src] >= 0) | (holder[dst] >= 0))
+        & (holder[src] != holder[dst])
     )
     conflict_users = np.where(cut, users[labels[src]] if len(src) else 0, 0)
     never_cut = _never_link_cut(n, src, dst, ~cut, never_link or NeverLink.empty())

@@ -15,6 +15,7 @@ from identity_tables import events_table
 
 from contract import Workspace
 from identity import IdentityResolver, resolved_events
+from identity.graph import EXTRA_EDGES_SCHEMA
 from identity.history import AUDIT_TABLE, NEVER_LINK_TABLE, new_constraint
 from identity.live import LiveIdentity, LiveUpdate
 
@@ -304,3 +305,99 @@ def test_streaming_partitions_events_as_the_batch_resolver(
     by_event, by_identifier = batch_partition(events)
     assert partition(stream.customer) == by_event
     assert clusters(live.snapshot()) == by_identifier
+
+
+_KEYS = st.sampled_from(
+    [("anonymous_id", f"a{i}") for i in range(1, 5)]
+    + [("device_id", d) for d in ("d1", "d2", "d3", "0")]
+    + [("user_id", f"u{i}") for i in range(1, 4)]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(_EVENT, min_size=1, max_size=20),
+    st.lists(st.tuples(_KEYS, _KEYS), min_size=1, max_size=4),
+    st.integers(0, 20),
+)
+@example(  # a device linked to u1 that logs in as u2: the link is cut, never a profile with two user_ids
+    evs=[
+        {"user": "u1", "cookie": None, "device": None, "minute": 0},
+        {"user": "u2", "cookie": None, "device": "d2", "minute": 0},
+    ],
+    links=[(("device_id", "d2"), ("user_id", "u1"))],
+    loaded=0,
+)
+@example(  # a cookie linked to two user_ids: in a profile with neither
+    evs=[
+        {"user": None, "cookie": "a2", "device": None, "minute": 0},
+        {"user": "u2", "cookie": None, "device": None, "minute": 0},
+        {"user": "u3", "cookie": None, "device": None, "minute": 0},
+    ],
+    links=[(("anonymous_id", "a2"), ("user_id", "u2")), (("anonymous_id", "a2"), ("user_id", "u3"))],
+    loaded=0,
+)
+@example(  # a link naming two user_ids directly
+    evs=[
+        {"user": "u1", "cookie": "a1", "device": None, "minute": 0},
+        {"user": "u2", "cookie": "a2", "device": None, "minute": 0},
+    ],
+    links=[(("user_id", "u1"), ("user_id", "u2"))],
+    loaded=1,
+)
+def test_live_links_regroup_as_a_batch_resolve_with_those_links(
+    evs: list[dict[str, Any]], links: list[tuple[tuple[str, str], tuple[str, str]]], loaded: int
+) -> None:
+    """Probabilistic links added live (`LiveIdentity.link`, after any streamed suffix) give the same
+    partition of events and identifiers as one batch resolve over the events with the links stored as extra
+    edges: guards hold (never two user_ids, shared and junk identifiers link nobody), merges fold events."""
+    rows = []
+    for e in evs:
+        row: dict[str, Any] = {"minute": e["minute"]}
+        if e["user"]:
+            row.update(user_id=e["user"], type="login")
+        if e["cookie"]:
+            row["anonymous_id"] = e["cookie"]
+        if e["device"]:
+            row["device_id"] = e["device"]
+        if e.get("email"):
+            row["email_sha256"] = e["email"]
+        rows.append(row)
+    events = events_table(rows)
+    loaded = min(loaded, events.num_rows)
+    ws = Workspace(tempfile.mkdtemp())
+    if loaded:
+        ws.replace("events", events.slice(0, loaded))
+        IdentityResolver(ws).resolve()
+    live = LiveIdentity.load(ws)
+    stream = Stream(ws)
+    if loaded < events.num_rows:
+        rest = events.slice(loaded)
+        stream.apply(rest, live.observe(rest))
+    update = live.link(links)
+    stream.apply(events.slice(0, 0), update)
+    assert not update.customer_ids  # no events in a link update: only relabels and moves
+
+    seen = set(live.evidence.first_seen)
+    extra = [(a, b) for a, b in links if a != b and a in seen and b in seen]
+    batch = Workspace(tempfile.mkdtemp())
+    batch.replace("events", events)
+    IdentityResolver(batch).resolve(
+        pa.table(
+            {
+                "left_type": [a[0] for a, _ in extra],
+                "left_value": [a[1] for a, _ in extra],
+                "right_type": [b[0] for _, b in extra],
+                "right_value": [b[1] for _, b in extra],
+                "probability": [0.99] * len(extra),
+                "evidence": ["{}"] * len(extra),
+            },
+            schema=EXTRA_EDGES_SCHEMA,
+        )
+    )
+    t = resolved_events(batch, ["event_id", "customer_id"])
+    by_event = dict(zip(t["event_id"].to_pylist(), t["customer_id"].to_pylist(), strict=True))
+    assert partition(stream.customer) == partition(by_event)
+    assert clusters(live.snapshot()) == clusters(batch.read("identity_map"))
+    for cluster in clusters(live.snapshot()):  # never two user_ids in one profile
+        assert sum(t == "user_id" for t, _ in cluster) <= 1
