@@ -234,6 +234,30 @@ _EVENT = st.fixed_dictionaries(
 ).filter(lambda e: e["user"] or e["cookie"] or e["device"] or e["email"])
 
 
+def streamed_prefix(evs: list[dict[str, Any]], loaded: int) -> tuple[pa.Table, int, LiveIdentity, Stream]:
+    """The generated events as a table, with the first `loaded` of them resolved in a workspace and a live
+    identity (and stream of event customers) loaded from it."""
+    rows = []
+    for e in evs:
+        row: dict[str, Any] = {"minute": e["minute"]}
+        if e["user"]:
+            row.update(user_id=e["user"], type="login")
+        if e["cookie"]:
+            row["anonymous_id"] = e["cookie"]
+        if e["device"]:
+            row["device_id"] = e["device"]
+        if e.get("email"):
+            row["email_sha256"] = e["email"]
+        rows.append(row)
+    events = events_table(rows)
+    loaded = min(loaded, events.num_rows)
+    ws = Workspace(tempfile.mkdtemp())
+    if loaded:
+        ws.replace("events", events.slice(0, loaded))
+        IdentityResolver(ws).resolve()
+    return events, loaded, LiveIdentity.load(ws), Stream(ws)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(_EVENT, min_size=1, max_size=25),
@@ -276,26 +300,7 @@ def test_streaming_partitions_events_as_the_batch_resolver(
     """Any sequence, any micro-batch boundaries, after any resolved prefix: the same partition of events and
     identifiers as one batch resolve. No restriction is needed: contested and shared limits crossed later
     split profiles, and the events that change customer come back in `LiveUpdate.moved`."""
-    rows = []
-    for e in evs:
-        row: dict[str, Any] = {"minute": e["minute"]}
-        if e["user"]:
-            row.update(user_id=e["user"], type="login")
-        if e["cookie"]:
-            row["anonymous_id"] = e["cookie"]
-        if e["device"]:
-            row["device_id"] = e["device"]
-        if e.get("email"):
-            row["email_sha256"] = e["email"]
-        rows.append(row)
-    events = events_table(rows)
-    loaded = min(loaded, events.num_rows)
-    ws = Workspace(tempfile.mkdtemp())
-    if loaded:
-        ws.replace("events", events.slice(0, loaded))
-        IdentityResolver(ws).resolve()
-    live = LiveIdentity.load(ws)
-    stream = Stream(ws)
+    events, loaded, live, stream = streamed_prefix(evs, loaded)
     pos, i = loaded, 0
     while pos < events.num_rows:
         size = sizes[i % len(sizes)]
@@ -351,26 +356,7 @@ def test_live_links_regroup_as_a_batch_resolve_with_those_links(
     """Probabilistic links added live (`LiveIdentity.link`, after any streamed suffix) give the same
     partition of events and identifiers as one batch resolve over the events with the links stored as extra
     edges: guards hold (never two user_ids, shared and junk identifiers link nobody), merges fold events."""
-    rows = []
-    for e in evs:
-        row: dict[str, Any] = {"minute": e["minute"]}
-        if e["user"]:
-            row.update(user_id=e["user"], type="login")
-        if e["cookie"]:
-            row["anonymous_id"] = e["cookie"]
-        if e["device"]:
-            row["device_id"] = e["device"]
-        if e.get("email"):
-            row["email_sha256"] = e["email"]
-        rows.append(row)
-    events = events_table(rows)
-    loaded = min(loaded, events.num_rows)
-    ws = Workspace(tempfile.mkdtemp())
-    if loaded:
-        ws.replace("events", events.slice(0, loaded))
-        IdentityResolver(ws).resolve()
-    live = LiveIdentity.load(ws)
-    stream = Stream(ws)
+    events, loaded, live, stream = streamed_prefix(evs, loaded)
     if loaded < events.num_rows:
         rest = events.slice(loaded)
         stream.apply(rest, live.observe(rest))
