@@ -6,6 +6,7 @@ Nothing here touches the file system at import; paths are resolved when a compon
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,20 @@ class Settings(BaseSettings):
         description="Old rows refreshed per sweep at most (expired windows are always swept): the refresh of "
         "rows from the batch job after a start is spread over sweeps instead of competing with live updates "
         "(reads are exact meanwhile).",
+    )
+
+    live_anonymous_match: Literal["off", "auto", "on"] = Field(
+        "off",
+        description="Probabilistic matching of live anonymous profiles (identity/live_match.py): the real-time "
+        "engine trains the anonymous matcher on the workspace at start and, every live_match_seconds, links the "
+        "anonymous profiles that grew to known customers. 'auto': only when its held-out precision meets the "
+        "resolver's target (0.99); 'on': always; 'off' (default, as `cxi identity resolve` is deterministic "
+        "unless asked): never.",
+    )
+    live_match_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the engine matches the anonymous profiles touched since the last pass.",
     )
 
     # --- identifiers (contract/normalize.py) ---

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from events.ingest import Ingestor, IngestResult
     from events.log import EventLog
     from features.live import LiveFeatures
+    from features.periodic import Periodic
     from features.store import FeatureRepo
     from identity.live import LiveIdentity, LiveUpdate
+    from identity.live_match import LiveMatcher
     from serving.segments_live import SegmentHook
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,10 @@ class RealtimeEngine:
         self._hook_thread: threading.Thread | None = None
         self._waiters: list[tuple[int, Wait, Any, Any]] = []  # `until` futures: (seq, wait, loop, future)
         self._waiters_lock = threading.Lock()
+        self.matcher: LiveMatcher | None = None  # live anonymous matching (`start_matching`), when on
+        self._match_todo: set[str] = set()  # customers touched since the last matching pass
+        self._links: list[pd.DataFrame] = []  # links found by a pass, waiting for the applier
+        self._matching: Periodic | None = None
 
     # --- life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -172,6 +178,8 @@ class RealtimeEngine:
                 log.warning("live segments off: %s: %s", type(exc).__name__, exc)
         engine.recover()
         engine.start()
+        if settings.live_anonymous_match != "off":
+            engine.start_matching(settings.live_anonymous_match, settings.live_match_seconds)
         engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
         if settings.live_write_behind_seconds > 0:
             engine.features.start_writer(settings.live_write_behind_seconds)
@@ -205,6 +213,8 @@ class RealtimeEngine:
             self._hook_thread.start()
 
     def close(self) -> None:
+        if self._matching is not None:
+            self._matching.stop()
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -327,25 +337,28 @@ class RealtimeEngine:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stop:
+                while not self._pending and not self._links and not self._stop:
                     self._cond.wait()
                 if self._stop and not self._pending:
                     return
                 batch, self._pending = self._pending, []
+                links, self._links = self._links, []
+            try:
+                for edges in links:  # found on the last pass, applied in order with the events
+                    self._apply_links(edges)
+            except BaseException as exc:
+                self._fail(exc)
+                return
+            if not batch:
+                continue
             tables = [t for t, _ in batch]
             received = min(r for _, r in batch)
             events = pa.concat_tables(tables, promote_options="default")
             events = events.take(pc.sort_indices(events, sort_keys=[("seq", "ascending")]))
             try:
                 applied = self._apply(events, received)
-            except BaseException as exc:  # keep the reason; submit() reports it, the log still has the events
-                log.exception("real-time applier failed; events stay in the log for replay")
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
-                with self._hook_cond:  # requests waiting for settled segments stop waiting too
-                    self._hook_cond.notify_all()
-                self._wake()
+            except BaseException as exc:
+                self._fail(exc)
                 return
             with self._cond:
                 self._pending_rows -= events.num_rows
@@ -353,12 +366,32 @@ class RealtimeEngine:
                 self._cond.notify_all()
             self._wake()
 
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the reason (submit() reports it; the log still has the events) and release every waiter."""
+        log.exception("real-time applier failed; events stay in the log for replay")
+        with self._cond:
+            self._error = exc
+            self._cond.notify_all()
+        with self._hook_cond:  # requests waiting for settled segments stop waiting too
+            self._hook_cond.notify_all()
+        self._wake()
+
     def _apply(self, events: pa.Table, received: datetime | None) -> AppliedBatch:
         started = time.perf_counter()
         with self.state_lock:  # identity only: features have their own lock, held briefly
             update = self.identity.observe(events)
+            if self.matcher is not None:  # what the next matching pass sees, in the same order
+                self.matcher.add(events)
+                self._match_todo.update(update.touched)
             if self.identity_audit_due():
                 self.identity.write_audit(self.ws)
+        return self._follow(events, update, started, received)
+
+    def _follow(
+        self, events: pa.Table, update: LiveUpdate, started: float, received: datetime | None
+    ) -> AppliedBatch:
+        """Features follow an identity update (the events' customers, merges, moves); the batch is recorded
+        and handed to the hooks."""
         now = self.clock()
         customers = self.features.update(events, update.customer_ids, update.relabel, now)
         frame = self.features.last_written
@@ -379,6 +412,75 @@ class RealtimeEngine:
             with self._hook_cond:
                 self._hooked.append(batch)
                 self._hook_cond.notify_all()
+        return batch
+
+    # --- live anonymous matching -------------------------------------------------------------------------
+    def start_matching(self, mode: Literal["auto", "on"], interval_s: float) -> threading.Thread:
+        """Train the anonymous matcher on the workspace (on a thread: the service answers meanwhile), load
+        the events held, then run `match_pass` every `interval_s`. A matcher that cannot train or misses the
+        precision target (``auto``) leaves matching off, which is logged."""
+        from features.periodic import Periodic
+        from identity.config import MatchConfig
+        from identity.live_match import LiveMatcher
+
+        def run() -> None:
+            cfg = MatchConfig()
+            matcher, note = LiveMatcher.train(
+                self.ws, mode=mode, threshold=cfg.anonymous_threshold, precision_target=cfg.precision_target
+            )
+            log.info("%s", note)
+            if matcher is None:
+                return
+            with (
+                self.state_lock
+            ):  # every event observed so far, once: the workspace's, then the log's applied
+                matcher.load(self.ws)
+                tail = self.log_tail()
+                if tail.num_rows:
+                    matcher.add(tail.filter(pc.less_equal(tail.column("seq"), self._applied_seq)))
+                self.matcher = matcher
+            self._matching = Periodic(self.match_pass, interval_s, "cxi-live-matching").start()
+
+        thread = threading.Thread(target=run, name="cxi-matcher-training", daemon=True)
+        thread.start()
+        return thread
+
+    def match_pass(self) -> int:
+        """Link the anonymous profiles touched since the last pass (`LiveMatcher.links`) and hand the links
+        to the applier, which applies them in order with events; returns how many links were found."""
+        if self.matcher is None:
+            return 0
+        with self.state_lock:
+            todo, self._match_todo = self._match_todo, set()
+        if not todo:
+            return 0
+        edges = self.matcher.links(self.identity, todo, self.state_lock)
+        if len(edges):
+            with self._cond:
+                self._links.append(edges)
+                self._cond.notify_all()
+        return len(edges)
+
+    def _apply_links(self, edges: pd.DataFrame) -> AppliedBatch:
+        """Merge by probabilistic links as by events: live identity re-decides, the links are stored with the
+        resolver's (a restart or replay keeps them), features and hooks follow the relabel."""
+        from features.live_events import EVENTS_SCHEMA
+        from identity.graph import EXTRA_EDGE_COLUMNS
+        from identity.state import store_extra_edges
+
+        started = time.perf_counter()
+        pairs = list(
+            zip(
+                zip(edges["left_type"], edges["left_value"], strict=True),
+                zip(edges["right_type"], edges["right_value"], strict=True),
+                strict=True,
+            )
+        )
+        with self.state_lock:
+            update = self.identity.link(pairs)
+        store_extra_edges(self.ws, edges[list(EXTRA_EDGE_COLUMNS)], append=True)
+        batch = self._follow(EVENTS_SCHEMA.empty_table(), update, started, None)
+        log.info("live anonymous matching: %d links, %d merges", len(edges), len(update.merges))
         return batch
 
     # --- the hooks' thread -----------------------------------------------------------------------------------

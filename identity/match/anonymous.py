@@ -71,15 +71,20 @@ class AnonymousMatcher:
 
     # --- stages -------------------------------------------------------------------------------------------
 
-    def pairs(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    def pairs(
+        self, con: duckdb.DuckDBPyConnection, *, resolved: str | None = None, block_sizes: str | None = None
+    ) -> pd.DataFrame:
         """Every candidate fragment pair of ``con`` with comparison features and deterministic ``label``
         (1 match, 0 non-match, -1 unknown); with ``probability`` when fitted. ``con`` must hold `events` and
-        `identity_map` (and `identity_guard_log` when written), e.g. ``ws.connect(...)`` after resolving."""
+        `identity_map` (and `identity_guard_log` when written), e.g. ``ws.connect(...)`` after resolving.
+
+        ``resolved``: a view of events that already carry their ``customer_id`` (the live matcher's slice),
+        used instead of resolving `events`; ``block_sizes``: see `profiles.candidate_pairs`."""
         from identity.resolved import attach_customer_ids
 
-        attach_customer_ids(con, _VIEW)
-        build_fragments(con, _VIEW)
-        candidate_pairs(con, self.max_block)
+        view = resolved or attach_customer_ids(con, _VIEW)
+        build_fragments(con, view)
+        candidate_pairs(con, self.max_block, block_sizes)
         frame = compare(con)
         if hasattr(self, "model_") and len(frame):
             frame["probability"] = self.model_.predict_proba(self._x(frame))
@@ -125,11 +130,12 @@ class AnonymousMatcher:
         t = self.threshold if threshold is None else threshold
         return precision_at(self.model_.holdout_proba_, self.model_.holdout_labels_, t)
 
-    def scores(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-        """Scored candidate pairs of an anonymous fragment (side ``a``) and a known customer's (side ``b``)."""
+    def scores(self, con: duckdb.DuckDBPyConnection, **slice_: str | None) -> pd.DataFrame:
+        """Scored candidate pairs of an anonymous fragment (side ``a``) and a known customer's (side ``b``);
+        ``slice_``: `pairs`' ``resolved`` and ``block_sizes``."""
         if not hasattr(self, "model_"):
             raise ContractError("AnonymousMatcher", "not fitted: call fit(con) first")
-        frame = self.pairs(con)
+        frame = self.pairs(con, **slice_)
         if not len(frame):
             return frame
         swap = frame["known_a"].to_numpy(bool) & ~frame["known_b"].to_numpy(bool)
@@ -140,11 +146,12 @@ class AnonymousMatcher:
             out[f"{col}_a"], out[f"{col}_b"] = np.where(swap, b, a), np.where(swap, a, b)
         return out[cross].reset_index(drop=True)
 
-    def links(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    def links(self, con: duckdb.DuckDBPyConnection, **slice_: str | None) -> pd.DataFrame:
         """Edges (left_type, left_value, right_type, right_value, probability, evidence JSON): each anonymous
         profile's identifier -> the identifier anchoring its best known customer, probability >= threshold.
-        An anonymous profile links to at most one known customer."""
-        scored = self.scores(con)
+        An anonymous profile links to at most one known customer. ``slice_``: `pairs`' ``resolved`` and
+        ``block_sizes`` (the live matcher)."""
+        scored = self.scores(con, **slice_)
         if not len(scored):
             return _edge_frame()
         # best pair per (anonymous profile, known customer), then the best known customer per profile

@@ -37,14 +37,10 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-def build_fragments(con: duckdb.DuckDBPyConnection, events_view: str) -> int:
-    """Create temp tables ``_am_frag`` (one row per fragment) and ``_am_ev`` (its events); returns the count.
-
-    ``events_view`` must hold the events columns plus ``customer_id``; ``identity_map`` must be on ``con``.
-    """
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _am_raw AS
-        SELECT customer_id,
+#: What one event shows of its fragment and blocking keys, over an events view (SQL select list): the
+#: fragment (device, else cookie), UTC day and hour, user-agent family (version numbers dropped) and IP prefix
+#: (/24 of IPv4, first four groups of IPv6). Shared by `build_fragments` and the live matcher's event table.
+FRAGMENT_COLUMNS_SQL = """
                coalesce(device_id, anonymous_id) AS frag,
                CASE WHEN device_id IS NOT NULL THEN 'device_id' ELSE 'anonymous_id' END AS frag_type,
                epoch(occurred_at)::BIGINT AS ts,
@@ -54,7 +50,17 @@ def build_fragments(con: duckdb.DuckDBPyConnection, events_view: str) -> int:
                nullif(trim(regexp_replace(coalesce(user_agent, ''), '[0-9]+([._][0-9]+)*', '', 'g')), '')
                    AS ua_family,
                CASE WHEN ip LIKE '%.%.%.%' THEN regexp_extract(ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.', 1)
-                    WHEN ip LIKE '%:%' THEN array_to_string(string_split(ip, ':')[1:4], ':') END AS ip_prefix
+                    WHEN ip LIKE '%:%' THEN array_to_string(string_split(ip, ':')[1:4], ':') END AS ip_prefix"""
+
+
+def build_fragments(con: duckdb.DuckDBPyConnection, events_view: str) -> int:
+    """Create temp tables ``_am_frag`` (one row per fragment) and ``_am_ev`` (its events); returns the count.
+
+    ``events_view`` must hold the events columns plus ``customer_id``; ``identity_map`` must be on ``con``.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _am_raw AS
+        SELECT customer_id, {FRAGMENT_COLUMNS_SQL}
         FROM {events_view}
         WHERE customer_id IS NOT NULL AND (device_id IS NOT NULL OR anonymous_id IS NOT NULL)""")
     con.execute(f"""
@@ -83,23 +89,42 @@ def build_fragments(con: duckdb.DuckDBPyConnection, events_view: str) -> int:
     return int(con.execute("SELECT count(*) FROM _am_frag").fetchone()[0])  # type: ignore[index]
 
 
-def candidate_pairs(con: duckdb.DuckDBPyConnection, max_block: int) -> int:
+#: Blocking keys of an event (rule, SQL over its FRAGMENT_COLUMNS_SQL columns): the device (or cookie) seen in
+#: two profiles; a shared IP prefix on the same day; a shared IP prefix and user-agent family.
+BLOCK_KEYS: tuple[tuple[str, str], ...] = (
+    ("device", "frag"),
+    ("ip_day", "ip_prefix || '|' || day::VARCHAR"),
+    ("ip_ua", "ip_prefix || '|' || ua_family"),
+)
+
+
+def block_keys_sql(source: str, id_column: str) -> str:
+    """Distinct (``id_column`` AS fid, rule, k) of every row of ``source`` (a table or subquery holding the
+    FRAGMENT_COLUMNS_SQL columns), one row per blocking key it holds."""
+    return " UNION ALL ".join(
+        f"SELECT DISTINCT {id_column} AS fid, '{rule}' AS rule, {expr} AS k FROM {source} AS s "
+        f"WHERE {expr} IS NOT NULL"
+        for rule, expr in BLOCK_KEYS
+    )
+
+
+def candidate_pairs(con: duckdb.DuckDBPyConnection, max_block: int, block_sizes: str | None = None) -> int:
     """Create ``_am_pairs`` (a < b, rules): fragment pairs worth comparing; returns their count.
 
     Pairs of two anonymous fragments are skipped (nothing to learn or link); same-customer pairs are kept
-    only for known customers (they are the positive examples).
+    only for known customers (they are the positive examples). A block's size is counted over ``_am_ev``,
+    or read from ``block_sizes`` (a table of rule, k, n) when these events are part of a larger log: the live
+    matcher compares a slice of the log with blocks sized over the whole of it.
     """
+    sizes = (
+        f"SELECT rule, k FROM {block_sizes} WHERE n BETWEEN 2 AND {int(max_block)}"
+        if block_sizes
+        else f"SELECT rule, k FROM keys GROUP BY rule, k HAVING count(*) BETWEEN 2 AND {int(max_block)}"
+    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _am_pairs AS
-        WITH keys AS (
-            SELECT DISTINCT fid, 'device' AS rule, frag AS k FROM _am_ev JOIN _am_frag USING (fid)
-            UNION ALL
-            SELECT DISTINCT fid, 'ip_day', ip_prefix || '|' || day::VARCHAR FROM _am_ev WHERE ip_prefix IS NOT NULL
-            UNION ALL
-            SELECT DISTINCT fid, 'ip_ua', ip_prefix || '|' || ua_family FROM _am_ev
-            WHERE ip_prefix IS NOT NULL AND ua_family IS NOT NULL),
-        blocks AS (
-            SELECT rule, k FROM keys GROUP BY rule, k HAVING count(*) BETWEEN 2 AND {int(max_block)}),
+        WITH keys AS ({block_keys_sql("(SELECT e.*, f.frag FROM _am_ev e JOIN _am_frag f USING (fid))", "fid")}),
+        blocks AS ({sizes}),
         kb AS (SELECT keys.* FROM keys JOIN blocks USING (rule, k)),
         p AS (
             SELECT a.fid AS a, b.fid AS b, list_sort(list_distinct(list(a.rule))) AS rules

@@ -1,0 +1,217 @@
+"""Probabilistic matching of live anonymous profiles, as their evidence grows.
+
+`LiveMatcher` holds an `AnonymousMatcher` trained on the workspace (gated as the resolver's matcher is:
+``auto`` keeps it only when its held-out precision meets the target) and an in-memory table of what every
+event shows of its fragment and blocking keys (`profiles.FRAGMENT_COLUMNS_SQL`), loaded from the workspace
+and appended per micro-batch. `links(identity, customers)` scores the anonymous profiles among ``customers``
+against the customers sharing a block with them: on the slice of the log holding the fragments involved,
+with block sizes counted over the whole log (so a NAT address shared by thousands stays unblocked), and
+with each event's customer as the live identity resolves it now. It returns the matcher's edges (left: the
+anonymous fragment, right: the known customer's anchor), which the caller applies with `LiveIdentity.link`
+and stores with the resolver's probabilistic links (`identity.state.store_extra_edges`).
+
+A block's size counts distinct fragment values (a device or cookie) over the log, where the batch matcher
+counts (customer, fragment) pairs: they differ only for a device whose events resolve to two customers (a
+shared one), whose blocks the live pass may keep or drop differently.
+
+The work is a few DuckDB statements over the table (O(events held) per pass, no Python loop over it) plus
+one pass over the slice's events; the real-time engine runs it every `live_match_seconds` off the event path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from contract.errors import ContractError
+from contract.schemas import IDENTIFIER_TYPES
+from identity.match.anonymous import AnonymousMatcher
+from identity.match.profiles import FRAGMENT_COLUMNS_SQL, WEAK_TYPES, block_keys_sql
+
+if TYPE_CHECKING:
+    from contract.workspace import Workspace
+    from identity.live import LiveIdentity
+
+#: Contract event columns the matcher reads (identifiers resolve the event's customer).
+EVENT_COLUMNS: tuple[str, ...] = ("event_id", "occurred_at", "user_agent", "ip", "channel", "category")
+_SELECT = ", ".join(
+    [*(c for c in EVENT_COLUMNS if c not in ("channel", "category")), *IDENTIFIER_TYPES, FRAGMENT_COLUMNS_SQL]
+)
+
+
+class LiveMatcher:
+    """A trained anonymous matcher over the events held in memory (see the module docstring)."""
+
+    def __init__(self, matcher: AnonymousMatcher) -> None:
+        if not hasattr(matcher, "model_"):
+            raise ContractError("matcher", "not fitted: train it first (LiveMatcher.train)")
+        self.matcher = matcher
+        self._lock = threading.Lock()  # one DuckDB connection: appends (applier) and passes (matcher thread)
+        self._con = duckdb.connect()
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET threads = 1")
+        self._con.execute("SET enable_progress_bar = false")
+        self._created = False
+
+    @classmethod
+    def train(
+        cls,
+        ws: Workspace,
+        *,
+        mode: Literal["auto", "on"] = "auto",
+        threshold: float = 0.8,
+        precision_target: float = 0.99,
+    ) -> tuple[LiveMatcher | None, str]:
+        """Train on the workspace's resolved events (labels from its deterministic map, as the resolver's
+        matcher); (None, why) when it cannot train or, in ``auto``, misses ``precision_target``."""
+        with ws.connect("events", "identity_map", "identity_guard_log") as con:
+            try:
+                matcher = AnonymousMatcher(threshold=threshold).fit(con)
+            except ContractError as exc:
+                return None, f"live anonymous matching off: {exc}"
+        precision, held = matcher.holdout_precision()
+        if mode == "auto" and not (held and precision >= precision_target):
+            return None, (
+                f"live anonymous matching off: held-out precision {precision:.3f} over {held} pairs at p >= "
+                f"{threshold} is below the target {precision_target}"
+            )
+        return cls(
+            matcher
+        ), f"live anonymous matching on: held-out precision {precision:.3f} over {held} pairs"
+
+    # --- the events held ---
+    def add(self, events: pa.Table) -> int:
+        """Append events (contract columns; those without device or cookie are skipped); returns how many."""
+        missing = [
+            c
+            for c in ("event_id", "occurred_at", "anonymous_id", "device_id")
+            if c not in events.column_names
+        ]
+        if missing:
+            raise ContractError("events", f"missing column(s) {', '.join(missing)}")
+        cols = {c: events[c] for c in events.column_names if c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES)}
+        n = events.num_rows
+        for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES):
+            if c not in cols:
+                cols[c] = pa.nulls(n, pa.string())
+        source = pa.table(cols)
+        with self._lock:
+            self._con.register("_lm_in", source)
+            try:
+                sql = f"SELECT {_SELECT} FROM _lm_in WHERE device_id IS NOT NULL OR anonymous_id IS NOT NULL"
+                if self._created:
+                    before = self._count()
+                    self._con.execute(f"INSERT INTO _lm {sql}").fetchall()
+                    return self._count() - before
+                self._con.execute(f"CREATE TABLE _lm AS {sql}").fetchall()
+                self._created = True
+                return self._count()
+            finally:
+                self._con.unregister("_lm_in")
+
+    def load(self, ws: Workspace) -> int:
+        """Append the workspace's events (the state the live identity loads)."""
+        if not ws.exists("events"):
+            return 0
+        with ws.connect("events") as con:
+            have = {r[0] for r in con.execute("DESCRIBE events").fetchall()}
+            cols = [c for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES) if c in have]
+            return self.add(con.sql(f"SELECT {', '.join(cols)} FROM events").to_arrow_table())
+
+    def _count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM _lm").fetchall()[0][0])
+
+    @property
+    def events(self) -> int:
+        with self._lock:
+            return self._count() if self._created else 0
+
+    # --- a pass ---
+    def links(
+        self,
+        identity: LiveIdentity,
+        customers: Iterable[str],
+        identity_lock: AbstractContextManager[object] | None = None,
+    ) -> pd.DataFrame:
+        """The matcher's edges for the anonymous profiles among ``customers`` (live ids; merged ids resolve),
+        each to its best known customer at or above the threshold (`AnonymousMatcher.links`' columns).
+
+        ``identity_lock`` is held while the live identity is read (not while the log is scanned), so a
+        concurrent applier waits only for those reads."""
+        guard = identity_lock or nullcontext()
+        with guard:
+            anon = [
+                c
+                for c in dict.fromkeys(identity.canonical_id(c) for c in customers)
+                if identity.identifiers_of(c) and not identity.is_known(c)
+            ]
+            seeds = sorted({v for c in anon for t, v in identity.identifiers_of(c) if t in WEAK_TYPES})
+        if not seeds or not self._created:
+            return _no_edges()
+        max_block = int(self.matcher.max_block)
+        with self._lock:
+            con = self._con
+            con.register("_lm_seed", pa.table({"frag": pa.array(seeds, pa.string())}))
+            try:
+                keys = block_keys_sql("_lm", "frag")
+                sizes = con.sql(f"""
+                    WITH k AS ({keys}),
+                    seed_keys AS (SELECT DISTINCT rule, k FROM k WHERE fid IN (SELECT frag FROM _lm_seed))
+                    SELECT rule, k, count(DISTINCT fid) AS n FROM k JOIN seed_keys USING (rule, k)
+                    GROUP BY rule, k""").to_arrow_table()
+                con.register("_lm_sizes", sizes)
+                slice_ = con.sql(f"""
+                    WITH k AS ({keys})
+                    SELECT * FROM _lm WHERE frag IN (
+                        SELECT fid FROM k JOIN _lm_sizes USING (rule, k) WHERE n BETWEEN 2 AND {max_block})
+                """).to_arrow_table()
+                con.unregister("_lm_sizes")
+            finally:
+                con.unregister("_lm_seed")
+        if slice_.num_rows == 0:
+            return _no_edges()
+        with guard:
+            owners = _owners(identity, slice_)
+            keep = pa.array([o is not None for o in owners])
+            slice_ = slice_.append_column("customer_id", pa.array(owners, pa.string())).filter(keep)
+            members = {c: identity.identifiers_of(c) for c in set(slice_["customer_id"].to_pylist())}
+        identity_map = pa.table(
+            {
+                "identifier_type": [t for ks in members.values() for t, _ in ks],
+                "identifier_value": [v for ks in members.values() for _, v in ks],
+                "customer_id": [c for c, ks in members.items() for _ in ks],
+            }
+        )
+        work = duckdb.connect()
+        try:
+            work.execute("SET TimeZone = 'UTC'")
+            work.register("_lm_slice", slice_)
+            work.register("_lm_sizes", sizes)
+            work.register("identity_map", identity_map)
+            edges = self.matcher.links(work, resolved="_lm_slice", block_sizes="_lm_sizes")
+        finally:
+            work.close()
+        wanted = set(seeds)
+        return edges[edges["left_value"].isin(wanted).to_numpy(bool)].reset_index(drop=True)
+
+
+def _owners(identity: LiveIdentity, events: pa.Table) -> list[str | None]:
+    """Each event's customer as the live identity resolves it now (None: an identifier it has not seen)."""
+    cols = [events[t].to_pylist() for t in IDENTIFIER_TYPES]
+    out: list[str | None] = []
+    for i in range(events.num_rows):
+        row = tuple((t, c[i]) for t, c in zip(IDENTIFIER_TYPES, cols, strict=True) if c[i] is not None)
+        out.append(identity.customer_of(row))
+    return out
+
+
+def _no_edges() -> pd.DataFrame:
+    from identity.match.anonymous import EDGE_COLUMNS
+
+    return pd.DataFrame({c: pd.Series(dtype=float if c == "probability" else object) for c in EDGE_COLUMNS})
