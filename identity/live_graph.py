@@ -234,7 +234,7 @@ class Subgraph:
         n = len(nodes)
         raw = _components(n, index, edges)
         # conflict guard (`identity.stitch.components`): in a component holding several user_ids, cut every
-        # edge but the user edges whose ends hold different user_ids (or one holds one and the other none);
+        # edge other than a user edge whose ends hold different user_ids, or only one of which holds one;
         # a user_id holds itself (a probabilistic link may name one)
         users = _count_users(nodes, raw)
         for e in edges:

@@ -10,12 +10,14 @@ with each event's customer as the live identity resolves it now. It returns the 
 anonymous fragment, right: the known customer's anchor), which the caller applies with `LiveIdentity.link`
 and stores with the resolver's probabilistic links (`identity.state.store_extra_edges`).
 
-A block's size counts distinct fragment values (a device or cookie) over the log, where the batch matcher
-counts (customer, fragment) pairs: they differ only for a device whose events resolve to two customers (a
-shared one), whose blocks the live pass may keep or drop differently.
+An IP block's size counts distinct fragment values (a device or cookie) over the log, where the batch
+matcher counts (customer, fragment) pairs: they differ only where one device's events resolve to two customers
+(a shared device), whose IP blocks the live pass may keep or drop differently. A device block (the profiles one
+device shows up in) is counted on the slice, which holds all of its events, so exactly.
 
-The work is a few DuckDB statements over the table (O(events held) per pass, no Python loop over it) plus
-one pass over the slice's events; the real-time engine runs it every `live_match_seconds` off the event path.
+Events are queued by `add` (cheap: the applier calls it) and written at the next pass, once per event_id. A
+pass is a few DuckDB statements over the table (O(events held), no Python loop over it) plus one pass over
+the slice's events; the real-time engine runs it every `live_match_seconds` on its own thread.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract.errors import ContractError
 from contract.schemas import IDENTIFIER_TYPES
@@ -52,7 +55,9 @@ class LiveMatcher:
         if not hasattr(matcher, "model_"):
             raise ContractError("matcher", "not fitted: train it first (LiveMatcher.train)")
         self.matcher = matcher
-        self._lock = threading.Lock()  # one DuckDB connection: appends (applier) and passes (matcher thread)
+        self._lock = threading.Lock()  # the DuckDB connection (a pass, a load)
+        self._queue_lock = threading.Lock()  # events queued by `add` (the applier) for the next pass
+        self._queue: list[pa.Table] = []
         self._con = duckdb.connect()
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET threads = 1")
@@ -87,7 +92,9 @@ class LiveMatcher:
 
     # --- the events held ---
     def add(self, events: pa.Table) -> int:
-        """Append events (contract columns; those without device or cookie are skipped); returns how many."""
+        """Queue events (contract columns) for the next pass; returns how many carry a device or cookie. Cheap
+        (the applier calls it under the engine's identity lock): the table is written at the pass, once per
+        event_id, so an event queued twice (a start-up tail and the applier) is held once."""
         missing = [
             c
             for c in ("event_id", "occurred_at", "anonymous_id", "device_id")
@@ -95,41 +102,57 @@ class LiveMatcher:
         ]
         if missing:
             raise ContractError("events", f"missing column(s) {', '.join(missing)}")
-        cols = {c: events[c] for c in events.column_names if c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES)}
         n = events.num_rows
-        for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES):
-            if c not in cols:
-                cols[c] = pa.nulls(n, pa.string())
+        cols = {
+            c: (events[c] if c in events.column_names else pa.nulls(n, pa.string()))
+            for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES)
+        }
         source = pa.table(cols)
-        with self._lock:
-            self._con.register("_lm_in", source)
-            try:
-                sql = f"SELECT {_SELECT} FROM _lm_in WHERE device_id IS NOT NULL OR anonymous_id IS NOT NULL"
-                if self._created:
-                    before = self._count()
-                    self._con.execute(f"INSERT INTO _lm {sql}").fetchall()
-                    return self._count() - before
-                self._con.execute(f"CREATE TABLE _lm AS {sql}").fetchall()
-                self._created = True
-                return self._count()
-            finally:
-                self._con.unregister("_lm_in")
+        with self._queue_lock:
+            self._queue.append(source)
+        framed = pc.or_(pc.is_valid(source["device_id"]), pc.is_valid(source["anonymous_id"]))
+        return int(pc.sum(framed).as_py() or 0)
 
     def load(self, ws: Workspace) -> int:
-        """Append the workspace's events (the state the live identity loads)."""
-        if not ws.exists("events"):
-            return 0
-        with ws.connect("events") as con:
-            have = {r[0] for r in con.execute("DESCRIBE events").fetchall()}
-            cols = [c for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES) if c in have]
-            return self.add(con.sql(f"SELECT {', '.join(cols)} FROM events").to_arrow_table())
+        """Hold the workspace's events (the state the live identity loads); returns how many are held."""
+        if ws.exists("events"):
+            with ws.connect("events") as con:
+                have = {r[0] for r in con.execute("DESCRIBE events").fetchall()}
+                cols = [c for c in (*EVENT_COLUMNS, *IDENTIFIER_TYPES) if c in have]
+                self.add(con.sql(f"SELECT {', '.join(cols)} FROM events").to_arrow_table())
+        with self._lock:
+            self._drain()
+            return self._count() if self._created else 0
+
+    def _drain(self) -> None:
+        """Write the queued events into the table, each event_id once (under `_lock`)."""
+        with self._queue_lock:
+            queued, self._queue = self._queue, []
+        if not queued:
+            return
+        self._con.register("_lm_in", pa.concat_tables(queued, promote_options="permissive"))
+        try:
+            fresh = "" if not self._created else "AND event_id NOT IN (SELECT event_id FROM _lm)"
+            sql = (
+                f"SELECT DISTINCT ON (event_id) {_SELECT} FROM _lm_in "
+                f"WHERE (device_id IS NOT NULL OR anonymous_id IS NOT NULL) {fresh}"
+            )
+            if self._created:
+                self._con.execute(f"INSERT INTO _lm {sql}").fetchall()
+            else:
+                self._con.execute(f"CREATE TABLE _lm AS {sql}").fetchall()
+                self._created = True
+        finally:
+            self._con.unregister("_lm_in")
 
     def _count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM _lm").fetchall()[0][0])
 
     @property
     def events(self) -> int:
+        """Events held (queued ones written first)."""
         with self._lock:
+            self._drain()
             return self._count() if self._created else 0
 
     # --- a pass ---
@@ -142,8 +165,8 @@ class LiveMatcher:
         """The matcher's edges for the anonymous profiles among ``customers`` (live ids; merged ids resolve),
         each to its best known customer at or above the threshold (`AnonymousMatcher.links`' columns).
 
-        ``identity_lock`` is held while the live identity is read (not while the log is scanned), so a
-        concurrent applier waits only for those reads."""
+        ``identity_lock`` is held while the live identity is read (the profiles asked, then the customers of
+        the slice's events), not while the log is scanned: a concurrent applier waits only for those reads."""
         guard = identity_lock or nullcontext()
         with guard:
             anon = [
@@ -152,23 +175,28 @@ class LiveMatcher:
                 if identity.identifiers_of(c) and not identity.is_known(c)
             ]
             seeds = sorted({v for c in anon for t, v in identity.identifiers_of(c) if t in WEAK_TYPES})
-        if not seeds or not self._created:
+        if not seeds:
             return _no_edges()
         max_block = int(self.matcher.max_block)
         with self._lock:
+            self._drain()
+            if not self._created:
+                return _no_edges()
             con = self._con
             con.register("_lm_seed", pa.table({"frag": pa.array(seeds, pa.string())}))
             try:
                 keys = block_keys_sql("_lm", "frag")
                 sizes = con.sql(f"""
                     WITH k AS ({keys}),
-                    seed_keys AS (SELECT DISTINCT rule, k FROM k WHERE fid IN (SELECT frag FROM _lm_seed))
+                    seed_keys AS (
+                        SELECT DISTINCT rule, k FROM k
+                        WHERE fid IN (SELECT frag FROM _lm_seed) AND rule <> 'device')
                     SELECT rule, k, count(DISTINCT fid) AS n FROM k JOIN seed_keys USING (rule, k)
                     GROUP BY rule, k""").to_arrow_table()
                 con.register("_lm_sizes", sizes)
                 slice_ = con.sql(f"""
                     WITH k AS ({keys})
-                    SELECT * FROM _lm WHERE frag IN (
+                    SELECT * FROM _lm WHERE frag IN (SELECT frag FROM _lm_seed) OR frag IN (
                         SELECT fid FROM k JOIN _lm_sizes USING (rule, k) WHERE n BETWEEN 2 AND {max_block})
                 """).to_arrow_table()
                 con.unregister("_lm_sizes")
@@ -181,6 +209,26 @@ class LiveMatcher:
             keep = pa.array([o is not None for o in owners])
             slice_ = slice_.append_column("customer_id", pa.array(owners, pa.string())).filter(keep)
             members = {c: identity.identifiers_of(c) for c in set(slice_["customer_id"].to_pylist())}
+        # a device block is the profiles one device or cookie shows up in: every event of it is in the slice,
+        # so the slice counts its customers exactly
+        per = (
+            slice_.group_by(["frag", "customer_id"])
+            .aggregate([])
+            .group_by("frag")
+            .aggregate([("customer_id", "count")])
+        )
+        sizes = pa.concat_tables(
+            [
+                sizes,
+                pa.table(
+                    {
+                        "rule": pa.array(["device"] * per.num_rows, pa.string()),
+                        "k": per["frag"].cast(pa.string()),
+                        "n": per["customer_id_count"].cast(sizes.schema.field("n").type),
+                    }
+                ),
+            ]
+        )
         identity_map = pa.table(
             {
                 "identifier_type": [t for ks in members.values() for t, _ in ks],

@@ -103,8 +103,8 @@ def components(graph: IdentityGraph, never_link: NeverLink | None = None) -> Com
     raw = labels
     users = _users_per_component(labels, graph.is_user)
     conflicted = users[labels] > 1
-    # A chain of non-user edges joined two people. Cut, inside such components, every edge but the user edges
-    # whose ends hold different user_ids, or one holds a user_id and the other none: each identifier with a
+    # A chain of non-user edges joined two people. Cut, inside such components, every edge other than a user
+    # edge whose ends hold different user_ids, or only one of which holds one: each identifier with a
     # user edge stays with its own (single) user_id, identifiers with none keep their links among themselves,
     # and no path between two user_ids survives. A user_id node holds itself (a probabilistic link may name
     # one); a user edge is an identifier's kept edge to its user_id (or a link duplicating it).

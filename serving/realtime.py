@@ -85,7 +85,8 @@ class EngineStats:
         self.batches += 1
         self.events += batch.events.num_rows
         self.merges += len(batch.update.merges)
-        self.apply_seconds = [*self.apply_seconds[-999:], batch.seconds]
+        if batch.events.num_rows:  # a batch of links (live matching) is no measure of applying events
+            self.apply_seconds = [*self.apply_seconds[-999:], batch.seconds]
         if received is not None:
             self.lag_seconds = [*self.lag_seconds[-999:], (batch.applied_at - received).total_seconds()]
 
@@ -139,6 +140,10 @@ class RealtimeEngine:
         self._match_todo: set[str] = set()  # customers touched since the last matching pass
         self._links: list[pd.DataFrame] = []  # links found by a pass, waiting for the applier
         self._matching: Periodic | None = None
+        self._stored_links: set[tuple[str, str, str, str]] = (
+            set()
+        )  # links stored (live ones are not re-stored)
+        self._closing = False
 
     # --- life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -213,8 +218,10 @@ class RealtimeEngine:
             self._hook_thread.start()
 
     def close(self) -> None:
+        with self.state_lock:  # a matcher still training installs nothing after this
+            self._closing = True
         if self._matching is not None:
-            self._matching.stop()
+            self._matching.stop()  # no new links; those found are applied before the applier stops
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -339,7 +346,7 @@ class RealtimeEngine:
             with self._cond:
                 while not self._pending and not self._links and not self._stop:
                     self._cond.wait()
-                if self._stop and not self._pending:
+                if self._stop and not self._pending and not self._links:
                     return
                 batch, self._pending = self._pending, []
                 links, self._links = self._links, []
@@ -421,25 +428,36 @@ class RealtimeEngine:
         precision target (``auto``) leaves matching off, which is logged."""
         from features.periodic import Periodic
         from identity.config import MatchConfig
+        from identity.graph import EXTRA_EDGE_COLUMNS, EXTRA_EDGES_SCHEMA
+        from identity.history import read_or_empty
         from identity.live_match import LiveMatcher
+        from identity.state import EXTRA_TABLE
 
         def run() -> None:
-            cfg = MatchConfig()
-            matcher, note = LiveMatcher.train(
-                self.ws, mode=mode, threshold=cfg.anonymous_threshold, precision_target=cfg.precision_target
-            )
-            log.info("%s", note)
-            if matcher is None:
-                return
-            with (
-                self.state_lock
-            ):  # every event observed so far, once: the workspace's, then the log's applied
-                matcher.load(self.ws)
-                tail = self.log_tail()
-                if tail.num_rows:
-                    matcher.add(tail.filter(pc.less_equal(tail.column("seq"), self._applied_seq)))
-                self.matcher = matcher
-            self._matching = Periodic(self.match_pass, interval_s, "cxi-live-matching").start()
+            try:
+                cfg = MatchConfig()
+                matcher, note = LiveMatcher.train(
+                    self.ws,
+                    mode=mode,
+                    threshold=cfg.anonymous_threshold,
+                    precision_target=cfg.precision_target,
+                )
+                log.info("%s", note)
+                if matcher is None:
+                    return
+                matcher.load(self.ws)  # the batch state, outside the lock
+                stored = read_or_empty(self.ws, EXTRA_TABLE, EXTRA_EDGES_SCHEMA)
+                self._stored_links = set(
+                    zip(*(stored[c].to_pylist() for c in EXTRA_EDGE_COLUMNS[:4]), strict=True)
+                )
+                with self.state_lock:  # from here the applier queues every batch it observes
+                    if self._closing:
+                        return
+                    matcher.add(self.log.read())  # and everything logged so far (held once per event_id)
+                    self.matcher = matcher
+                    self._matching = Periodic(self.match_pass, interval_s, "cxi-live-matching").start()
+            except Exception:  # matching is derived work: ingestion and scores go on without it
+                log.exception("live anonymous matching off: the matcher could not start")
 
         thread = threading.Thread(target=run, name="cxi-matcher-training", daemon=True)
         thread.start()
@@ -454,31 +472,39 @@ class RealtimeEngine:
             todo, self._match_todo = self._match_todo, set()
         if not todo:
             return 0
-        edges = self.matcher.links(self.identity, todo, self.state_lock)
+        try:
+            edges = self.matcher.links(self.identity, todo, self.state_lock)
+        except Exception:
+            with self.state_lock:  # asked again on the next pass (the periodic thread logs the error)
+                self._match_todo |= todo
+            raise
         if len(edges):
             with self._cond:
                 self._links.append(edges)
                 self._cond.notify_all()
         return len(edges)
 
-    def _apply_links(self, edges: pd.DataFrame) -> AppliedBatch:
-        """Merge by probabilistic links as by events: live identity re-decides, the links are stored with the
-        resolver's (a restart or replay keeps them), features and hooks follow the relabel."""
+    def _apply_links(self, edges: pd.DataFrame) -> AppliedBatch | None:
+        """Merge by probabilistic links as by events: the new links are stored with the resolver's first (a
+        restart or replay keeps them), then live identity re-decides and features and hooks follow. A link
+        stored before (one the conflict guard cut, found again) is not stored twice; a failed write is logged
+        and the links are left for a later pass (matching is derived work: ingestion goes on)."""
         from features.live_events import EVENTS_SCHEMA
         from identity.graph import EXTRA_EDGE_COLUMNS
         from identity.state import store_extra_edges
 
         started = time.perf_counter()
-        pairs = list(
-            zip(
-                zip(edges["left_type"], edges["left_value"], strict=True),
-                zip(edges["right_type"], edges["right_value"], strict=True),
-                strict=True,
-            )
-        )
+        keys = list(zip(*(edges[c].tolist() for c in EXTRA_EDGE_COLUMNS[:4]), strict=True))
+        new = [k not in self._stored_links for k in keys]
+        try:
+            if any(new):
+                store_extra_edges(self.ws, edges.loc[new, list(EXTRA_EDGE_COLUMNS)], append=True)
+                self._stored_links.update(k for k, n in zip(keys, new, strict=True) if n)
+        except Exception:
+            log.exception("live anonymous matching: %d links not stored, not applied", len(edges))
+            return None
         with self.state_lock:
-            update = self.identity.link(pairs)
-        store_extra_edges(self.ws, edges[list(EXTRA_EDGE_COLUMNS)], append=True)
+            update = self.identity.link([((lt, lv), (rt, rv)) for lt, lv, rt, rv in keys])
         batch = self._follow(EVENTS_SCHEMA.empty_table(), update, started, None)
         log.info("live anonymous matching: %d links, %d merges", len(edges), len(update.merges))
         return batch
