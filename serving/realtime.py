@@ -38,10 +38,9 @@ if TYPE_CHECKING:
     from events.ingest import Ingestor, IngestResult
     from events.log import EventLog
     from features.live import LiveFeatures
-    from features.periodic import Periodic
     from features.store import FeatureRepo
     from identity.live import LiveIdentity, LiveUpdate
-    from identity.live_match import LiveMatcher
+    from serving.realtime_matching import LiveMatching
     from serving.segments_live import SegmentHook
 
 log = logging.getLogger(__name__)
@@ -136,14 +135,8 @@ class RealtimeEngine:
         self._hook_thread: threading.Thread | None = None
         self._waiters: list[tuple[int, Wait, Any, Any]] = []  # `until` futures: (seq, wait, loop, future)
         self._waiters_lock = threading.Lock()
-        self.matcher: LiveMatcher | None = None  # live anonymous matching (`start_matching`), when on
-        self._match_todo: set[str] = set()  # customers touched since the last matching pass
-        self._links: list[pd.DataFrame] = []  # links found by a pass, waiting for the applier
-        self._matching: Periodic | None = None
-        self._stored_links: set[tuple[str, str, str, str]] = (
-            set()
-        )  # links stored (live ones are not re-stored)
-        self._closing = False
+        self.matching: LiveMatching | None = None  # live anonymous matching, when on
+        self._links: list[pd.DataFrame] = []  # links found by a matching pass, waiting for the applier
 
     # --- life cycle ------------------------------------------------------------------------------------------
     @classmethod
@@ -184,7 +177,10 @@ class RealtimeEngine:
         engine.recover()
         engine.start()
         if settings.live_anonymous_match != "off":
-            engine.start_matching(settings.live_anonymous_match, settings.live_match_seconds)
+            from serving.realtime_matching import LiveMatching
+
+            engine.matching = LiveMatching(engine)
+            engine.matching.start(settings.live_anonymous_match, settings.live_match_seconds)
         engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
         if settings.live_write_behind_seconds > 0:
             engine.features.start_writer(settings.live_write_behind_seconds)
@@ -218,10 +214,8 @@ class RealtimeEngine:
             self._hook_thread.start()
 
     def close(self) -> None:
-        with self.state_lock:  # a matcher still training installs nothing after this
-            self._closing = True
-        if self._matching is not None:
-            self._matching.stop()  # no new links; those found are applied before the applier stops
+        if self.matching is not None:
+            self.matching.close()  # no new links; those found are applied before the applier stops
         with self._cond:
             self._stop = True
             self._cond.notify_all()
@@ -352,7 +346,8 @@ class RealtimeEngine:
                 links, self._links = self._links, []
             try:
                 for edges in links:  # found on the last pass, applied in order with the events
-                    self._apply_links(edges)
+                    assert self.matching is not None  # only a matching pass queues links
+                    self.matching.apply(edges)
             except BaseException as exc:
                 self._fail(exc)
                 return
@@ -387,14 +382,13 @@ class RealtimeEngine:
         started = time.perf_counter()
         with self.state_lock:  # identity only: features have their own lock, held briefly
             update = self.identity.observe(events)
-            if self.matcher is not None:  # what the next matching pass sees, in the same order
-                self.matcher.add(events)
-                self._match_todo.update(update.touched)
+            if self.matching is not None:  # what the next matching pass sees, in the same order
+                self.matching.observe(events, update.touched)
             if self.identity_audit_due():
                 self.identity.write_audit(self.ws)
-        return self._follow(events, update, started, received)
+        return self.follow(events, update, started, received)
 
-    def _follow(
+    def follow(
         self, events: pa.Table, update: LiveUpdate, started: float, received: datetime | None
     ) -> AppliedBatch:
         """Features follow an identity update (the events' customers, merges, moves); the batch is recorded
@@ -421,93 +415,12 @@ class RealtimeEngine:
                 self._hook_cond.notify_all()
         return batch
 
-    # --- live anonymous matching -------------------------------------------------------------------------
-    def start_matching(self, mode: Literal["auto", "on"], interval_s: float) -> threading.Thread:
-        """Train the anonymous matcher on the workspace (on a thread: the service answers meanwhile), load
-        the events held, then run `match_pass` every `interval_s`. A matcher that cannot train or misses the
-        precision target (``auto``) leaves matching off, which is logged."""
-        from features.periodic import Periodic
-        from identity.config import MatchConfig
-        from identity.graph import EXTRA_EDGE_COLUMNS, EXTRA_EDGES_SCHEMA
-        from identity.history import read_or_empty
-        from identity.live_match import LiveMatcher
-        from identity.state import EXTRA_TABLE
-
-        def run() -> None:
-            try:
-                cfg = MatchConfig()
-                matcher, note = LiveMatcher.train(
-                    self.ws,
-                    mode=mode,
-                    threshold=cfg.anonymous_threshold,
-                    precision_target=cfg.precision_target,
-                )
-                log.info("%s", note)
-                if matcher is None:
-                    return
-                matcher.load(self.ws)  # the batch state, outside the lock
-                stored = read_or_empty(self.ws, EXTRA_TABLE, EXTRA_EDGES_SCHEMA)
-                self._stored_links = set(
-                    zip(*(stored[c].to_pylist() for c in EXTRA_EDGE_COLUMNS[:4]), strict=True)
-                )
-                with self.state_lock:  # from here the applier queues every batch it observes
-                    if self._closing:
-                        return
-                    matcher.add(self.log.read())  # and everything logged so far (held once per event_id)
-                    self.matcher = matcher
-                    self._matching = Periodic(self.match_pass, interval_s, "cxi-live-matching").start()
-            except Exception:  # matching is derived work: ingestion and scores go on without it
-                log.exception("live anonymous matching off: the matcher could not start")
-
-        thread = threading.Thread(target=run, name="cxi-matcher-training", daemon=True)
-        thread.start()
-        return thread
-
-    def match_pass(self) -> int:
-        """Link the anonymous profiles touched since the last pass (`LiveMatcher.links`) and hand the links
-        to the applier, which applies them in order with events; returns how many links were found."""
-        if self.matcher is None:
-            return 0
-        with self.state_lock:
-            todo, self._match_todo = self._match_todo, set()
-        if not todo:
-            return 0
-        try:
-            edges = self.matcher.links(self.identity, todo, self.state_lock)
-        except Exception:
-            with self.state_lock:  # asked again on the next pass (the periodic thread logs the error)
-                self._match_todo |= todo
-            raise
-        if len(edges):
-            with self._cond:
-                self._links.append(edges)
-                self._cond.notify_all()
-        return len(edges)
-
-    def _apply_links(self, edges: pd.DataFrame) -> AppliedBatch | None:
-        """Merge by probabilistic links as by events: the new links are stored with the resolver's first (a
-        restart or replay keeps them), then live identity re-decides and features and hooks follow. A link
-        stored before (one the conflict guard cut, found again) is not stored twice; a failed write is logged
-        and the links are left for a later pass (matching is derived work: ingestion goes on)."""
-        from features.live_events import EVENTS_SCHEMA
-        from identity.graph import EXTRA_EDGE_COLUMNS
-        from identity.state import store_extra_edges
-
-        started = time.perf_counter()
-        keys = list(zip(*(edges[c].tolist() for c in EXTRA_EDGE_COLUMNS[:4]), strict=True))
-        new = [k not in self._stored_links for k in keys]
-        try:
-            if any(new):
-                store_extra_edges(self.ws, edges.loc[new, list(EXTRA_EDGE_COLUMNS)], append=True)
-                self._stored_links.update(k for k, n in zip(keys, new, strict=True) if n)
-        except Exception:
-            log.exception("live anonymous matching: %d links not stored, not applied", len(edges))
-            return None
-        with self.state_lock:
-            update = self.identity.link([((lt, lv), (rt, rv)) for lt, lv, rt, rv in keys])
-        batch = self._follow(EVENTS_SCHEMA.empty_table(), update, started, None)
-        log.info("live anonymous matching: %d links, %d merges", len(edges), len(update.merges))
-        return batch
+    # --- live anonymous matching (`serving.realtime_matching`) ------------------------------------------------
+    def queue_links(self, edges: pd.DataFrame) -> None:
+        """Links a matching pass found: the applier applies them in order with events."""
+        with self._cond:
+            self._links.append(edges)
+            self._cond.notify_all()
 
     # --- the hooks' thread -----------------------------------------------------------------------------------
     def _run_hooks(self) -> None:

@@ -131,9 +131,9 @@ def test_the_engine_links_a_streamed_anonymous_device_to_its_customer(trained: t
     engine = RealtimeEngine.open(settings, repo, segments=False)
     try:
         deadline = time.monotonic() + 120
-        while engine.matcher is None and time.monotonic() < deadline:
+        while (engine.matching is None or engine.matching.matcher is None) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert engine.matcher is not None, "the matcher trained on the workspace"
+        assert engine.matching is not None and engine.matching.matcher is not None, "trained on the workspace"
         later = events[events["device_id"] == held_device]
         records = [
             {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in r.items() if v is not None}
@@ -151,6 +151,8 @@ def test_the_engine_links_a_streamed_anonymous_device_to_its_customer(trained: t
         assert held_events <= set(engine.features.events_of(known)["event_id"].to_pylist())
         stored = ws.read(EXTRA_TABLE).to_pandas()
         assert held_device in set(stored["left_value"])
-        assert engine.matcher.events == len(events)  # every event held once: workspace, log tail, applier
+        assert engine.matching.matcher.events == len(
+            events
+        )  # every event held once: workspace, log tail, applier
     finally:
         engine.close()
