@@ -234,14 +234,29 @@ class Subgraph:
         n = len(nodes)
         raw = _components(n, index, edges)
         # conflict guard (`identity.stitch.components`): in a component holding several user_ids, cut every
-        # edge other than a user edge whose ends hold different user_ids, or only one of which holds one;
-        # a user_id holds itself (a probabilistic link may name one)
+        # edge whose ends hold different user_ids, or only one of which holds one, except the edge giving an
+        # identifier its user_id (its kept user edge, else the only probabilistic link naming a user_id)
         users = _count_users(nodes, raw)
+        named: dict[Key, set[Key]] = {}
         for e in edges:
             if user_of.get(e.a) == e.b or user_of.get(e.b) == e.a:
-                continue  # a user edge, or a link duplicating one
-            ha = e.a if e.a[0] == "user_id" else user_of.get(e.a)
-            hb = e.b if e.b[0] == "user_id" else user_of.get(e.b)
+                continue
+            if (e.a[0] == "user_id") != (e.b[0] == "user_id"):  # a probabilistic link naming a user_id
+                ident, user = (e.b, e.a) if e.a[0] == "user_id" else (e.a, e.b)
+                named.setdefault(ident, set()).add(user)
+
+        def holder(k: Key) -> Key | None:
+            if k[0] == "user_id":
+                return k
+            if k in user_of:
+                return user_of[k]
+            linked = named.get(k)
+            return next(iter(linked)) if linked and len(linked) == 1 else None
+
+        for e in edges:
+            ha, hb = holder(e.a), holder(e.b)
+            if ha == e.b or hb == e.a:
+                continue  # the edge giving an identifier its user_id
             if users.get(raw[index[e.a]], 0) > 1 and (ha or hb) and ha != hb:
                 e.cut = "conflict"
         _never_link_cut(ev, nodes, index, edges)

@@ -96,6 +96,25 @@ def _never_link_cut(n: int, src: np.ndarray, dst: np.ndarray, alive: np.ndarray,
     return cut
 
 
+def _holders(
+    n: int, src: np.ndarray, dst: np.ndarray, is_user: np.ndarray, user_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per node the user_id node it holds (-1: none), and per edge whether it is the one giving its
+    identifier that user_id (a kept user edge, or the only probabilistic link naming a user_id)."""
+    user_edge = (user_of[src] == dst) | (user_of[dst] == src)
+    names_user = ~user_edge & (is_user[src] != is_user[dst])  # a probabilistic link naming a user_id
+    ident = np.where(is_user[src], dst, src)
+    named = np.where(is_user[src], src, dst)
+    linked = np.full(n, -1, dtype=np.int64)
+    if names_user.any():
+        pairs = np.unique(np.stack([ident[names_user], named[names_user]], axis=1), axis=0)
+        once = np.bincount(pairs[:, 0], minlength=n)[pairs[:, 0]] == 1
+        linked[pairs[once, 0]] = pairs[once, 1]
+    holder = np.where(is_user, np.arange(n), np.where(user_of >= 0, user_of, linked))
+    defining = user_edge | (names_user & (holder[ident] == named))
+    return holder, defining
+
+
 def components(graph: IdentityGraph, never_link: NeverLink | None = None) -> Components:
     """Components with the conflict guard and never-link constraints applied, and each node's anchor."""
     n, src, dst = graph.n_nodes, graph.src, graph.dst
@@ -103,19 +122,16 @@ def components(graph: IdentityGraph, never_link: NeverLink | None = None) -> Com
     raw = labels
     users = _users_per_component(labels, graph.is_user)
     conflicted = users[labels] > 1
-    # A chain of non-user edges joined two people. Cut, inside such components, every edge other than a user
-    # edge whose ends hold different user_ids, or only one of which holds one: each identifier with a
-    # user edge stays with its own (single) user_id, identifiers with none keep their links among themselves,
-    # and no path between two user_ids survives. A user_id node holds itself (a probabilistic link may name
-    # one); a user edge is an identifier's kept edge to its user_id (or a link duplicating it).
-    user_of = graph.user_of
-    holder = np.where(graph.is_user, np.arange(n), user_of)
-    user_edge = (user_of[src] == dst) | (user_of[dst] == src)
+    # A chain of non-user edges joined two people. Inside such components every identifier stays with the
+    # user_id it holds and no path between two user_ids survives. An identifier holds the user_id of its kept
+    # user edge; else the one user_id a probabilistic link names (a link naming several holds none); a
+    # user_id holds itself. Cut every edge whose ends hold different user_ids, or only one of which holds one,
+    # except the edge that gives an identifier its user_id (identifiers holding none keep their links among
+    # themselves).
+    is_user, user_of = graph.is_user, graph.user_of
+    holder, defining = _holders(n, src, dst, is_user, user_of)
     cut = (
-        ~user_edge
-        & conflicted[src]
-        & ((holder[src] >= 0) | (holder[dst] >= 0))
-        & (holder[src] != holder[dst])
+        ~defining & conflicted[src] & ((holder[src] >= 0) | (holder[dst] >= 0)) & (holder[src] != holder[dst])
     )
     conflict_users = np.where(cut, users[labels[src]] if len(src) else 0, 0)
     never_cut = _never_link_cut(n, src, dst, ~cut, never_link or NeverLink.empty())

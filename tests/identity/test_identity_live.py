@@ -342,6 +342,15 @@ _KEYS = st.sampled_from(
     links=[(("anonymous_id", "a2"), ("user_id", "u2")), (("anonymous_id", "a2"), ("user_id", "u3"))],
     loaded=0,
 )
+@example(  # a cookie linked to u1 whose device logs in as u2: the cookie keeps u1, the device u2
+    evs=[
+        {"user": "u1", "cookie": None, "device": None, "minute": 0},
+        {"user": None, "cookie": "a1", "device": "d1", "minute": 1},
+        {"user": "u2", "cookie": None, "device": "d1", "minute": 2},
+    ],
+    links=[(("anonymous_id", "a1"), ("user_id", "u1"))],
+    loaded=2,
+)
 @example(  # a link naming two user_ids directly
     evs=[
         {"user": "u1", "cookie": "a1", "device": None, "minute": 0},

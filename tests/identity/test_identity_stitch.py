@@ -162,30 +162,35 @@ def test_placeholder_phone_is_blocked_in_the_phone_region_form(write_events: Wri
 
 def test_a_stored_link_contradicted_by_a_later_login_is_cut(write_events: Write) -> None:
     """The anonymous matcher linked device d2 to u1 (its anchor user_id); d2 later logs in as u2. The next
-    resolve keeps the login and cuts the link (it used to stop with 'a profile holds 2 user_ids'), and a
-    link naming two user_ids directly never joins them."""
+    resolve keeps the login and cuts the link (it used to stop with 'a profile holds 2 user_ids'), a link
+    naming two user_ids directly never joins them, and a cookie keeps the customer its link names when its
+    device logs in as someone else."""
     ws = write_events(
         [
             {"anonymous_id": "a1", "user_id": "u1", "type": "login", "minute": 0},
             {"device_id": "d2", "minute": 1},
             {"device_id": "d2", "user_id": "u2", "type": "login", "minute": 2},
             {"anonymous_id": "a3", "user_id": "u3", "type": "login", "minute": 3},
+            {"anonymous_id": "a5", "device_id": "d5", "minute": 4},
+            {"device_id": "d5", "user_id": "u3", "type": "login", "minute": 5},
         ]
     )
     links = pa.table(
         {
-            "left_type": ["device_id", "user_id"],
-            "left_value": ["d2", "u1"],
-            "right_type": ["user_id", "user_id"],
-            "right_value": ["u1", "u3"],
-            "probability": [0.97, 0.95],
-            "evidence": ["{}", "{}"],
+            "left_type": ["device_id", "user_id", "anonymous_id"],
+            "left_value": ["d2", "u1", "a5"],
+            "right_type": ["user_id", "user_id", "user_id"],
+            "right_value": ["u1", "u3", "u1"],
+            "probability": [0.97, 0.95, 0.9],
+            "evidence": ["{}", "{}", "{}"],
         }
     )
     IdentityResolver(ws).resolve(links)
     idx = IdentityIndex.load(ws)
     u1, u2, u3 = (idx.customer_for("user_id", u) for u in ("u1", "u2", "u3"))
     assert len({u1, u2, u3}) == 3 and idx.customer_for("device_id", "d2") == u2
+    # a cookie linked to u1 whose device logs in as u3: the device stays with u3, the cookie with u1
+    assert idx.customer_for("device_id", "d5") == u3 and idx.customer_for("anonymous_id", "a5") == u1
     assert max(user_ids_per_customer(ws).values()) == 1
     cut = [g for g in guard_log(ws) if g["guard"] == "conflict_cut"]
     assert cut, "the cut links are logged as guard firings"
