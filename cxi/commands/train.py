@@ -59,3 +59,40 @@ def churn(
     table.add_row("mlflow run", result.run_id)
     table.add_row("seconds", f"{result.seconds:.1f}")
     console.print(table)
+
+
+@app.command("identity")
+def identity_match(
+    threshold: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="Link threshold the card and metrics are read at.")
+    ] = 0.8,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """The identity-match model (anonymous profiles -> known customers), labelled by the deterministic graph;
+    registered as `identity_match` (champion only if it beats the current one on the same held-out pairs)."""
+    from contract import Settings, Workspace
+    from contract.errors import CXIError
+    from training.identity_match import train_identity_match
+
+    settings = Settings() if workspace is None else Settings(workspace=workspace)
+    try:
+        result = train_identity_match(settings, Workspace(settings.workspace), threshold=threshold)
+    except CXIError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    key = f"{threshold:.2f}".replace(".", "_")
+    table = Table(title=f"identity_match v{result.version} -> @{result.alias}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name in ("precision", "recall", "f1"):
+        table.add_row(f"held-out {name} at {threshold}", f"{result.metrics[f'{name}_at_{key}']:.4f}")
+    for name in ("holdout_log_loss", "champion_holdout_log_loss", "holdout_brier", "holdout_ece"):
+        if name in result.metrics:
+            table.add_row(name, f"{result.metrics[name]:.4f}")
+    for name, value in result.rows.items():
+        table.add_row(f"pairs {name}", str(value))
+    table.add_row("previous champion", f"v{result.champion_before}" if result.champion_before else "none")
+    table.add_row("registered", f"models:/{result.name}/{result.version} @{result.alias}")
+    table.add_row("mlflow run", result.run_id)
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    console.print(table)

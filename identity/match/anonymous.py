@@ -87,11 +87,12 @@ class AnonymousMatcher:
         candidate_pairs(con, self.max_block, block_sizes)
         frame = compare(con)
         if hasattr(self, "model_") and len(frame):
-            frame["probability"] = self.model_.predict_proba(self._x(frame))
+            frame["probability"] = self.model_.predict_proba(self.design(frame))
         return frame
 
     @staticmethod
-    def _x(frame: pd.DataFrame) -> np.ndarray:
+    def design(frame: pd.DataFrame) -> np.ndarray:
+        """The comparison features of `pairs` rows, in model order (the classifier's input)."""
         return frame[list(FEATURES)].to_numpy(dtype=np.float64)
 
     # --- estimator API ------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class AnonymousMatcher:
             holdout=self.holdout,
             num_boost_round=self.num_boost_round,
             seed=self.seed,
-        ).fit(self._x(lab), y, list(FEATURES))
+        ).fit(self.design(lab), y, list(FEATURES))
         self.n_labels_ = {"matches": n_pos, "non_matches": n_neg}
         self.n_candidates_ = len(frame)
         return self
@@ -164,7 +165,7 @@ class AnonymousMatcher:
         best = best[best["probability"] >= self.threshold].reset_index(drop=True)
         if not len(best):
             return _edge_frame()
-        contrib = self.model_.contributions(self._x(best))
+        contrib = self.model_.contributions(self.design(best))
         # anchor: a user_id value, or "<type>\x1f<value>" of the customer's strongest identifier
         anchor = best["anchor_b"].astype(str)
         typed = anchor.str.contains(chr(31), regex=False).to_numpy()
@@ -189,7 +190,7 @@ class AnonymousMatcher:
                 sort_keys=True,
             )
             for rules, fa, fb, xs, cs, k in zip(
-                best["rules"], best["frag_a"], best["frag_b"], self._x(best), contrib, n_cust, strict=True
+                best["rules"], best["frag_a"], best["frag_b"], self.design(best), contrib, n_cust, strict=True
             )
         ]
         return pd.DataFrame(

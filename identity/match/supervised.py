@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -109,6 +110,48 @@ class SupervisedModel:
         if self.calibration == "platt":
             return self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
         return np.asarray(self.calibrator_.predict(raw), dtype=np.float64)
+
+    def save(self, directory: Path) -> Path:
+        """Write the fitted model to ``directory`` (the booster as LightGBM text, the calibrator, the feature
+        names and settings as JSON): what `load` reads back, and what the registry stores."""
+        import json
+
+        import joblib
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(directory / "booster.txt"))
+        joblib.dump(self.calibrator_, directory / "calibrator.joblib")
+        meta = {
+            "calibration": self.calibration,
+            "holdout": self.holdout,
+            "num_boost_round": self.num_boost_round,
+            "seed": self.seed,
+            "params": self.params,
+            "feature_names": self.feature_names_,
+        }
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> SupervisedModel:
+        """A model written by `save` (only files this project wrote: the calibrator is a pickle)."""
+        import json
+
+        import joblib
+        import lightgbm as lgb
+
+        meta = json.loads((directory / "model.json").read_text())
+        model = cls(
+            calibration=meta["calibration"],
+            holdout=meta["holdout"],
+            num_boost_round=meta["num_boost_round"],
+            seed=meta["seed"],
+            params=meta["params"],
+        )
+        model.booster_ = lgb.Booster(model_file=str(directory / "booster.txt"))
+        model.calibrator_ = joblib.load(directory / "calibrator.joblib")
+        model.feature_names_ = list(meta["feature_names"])
+        return model
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per pair and feature, the contribution to the booster's log-odds (SHAP values; last column: bias)."""
