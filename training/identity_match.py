@@ -1,8 +1,9 @@
 """`cxi train identity`: the identity-match model (anonymous profiles -> known customers), tracked in MLflow.
 
-Trains `identity.match.anonymous.AnonymousMatcher` on the workspace: candidate pairs of profile fragments
-labelled by the deterministic graph alone (fragments of one known customer match; customers holding
-different user_ids do not), a LightGBM classifier calibrated on held-out pairs. Logged like every CXI model:
+Trains the classifier of `identity.match.anonymous.AnonymousMatcher` on the workspace: candidate pairs of
+profile fragments labelled by the deterministic graph alone (fragments of one known customer match; customers
+holding different user_ids do not), LightGBM calibrated on its own held-out split; a further
+EVALUATION_SHARE of the labelled pairs, seen by neither, is what the run reports and is gated on. Logged like every CXI model:
 params, held-out precision / recall / F1 per threshold, Brier and calibration error, a calibration plot and a
 precision-recall-by-threshold plot, the data window and row counts, git SHA, a model card; registered as
 ``identity_match`` (the booster, calibrator and feature names as files, `SupervisedModel.save`).
@@ -30,10 +31,13 @@ from training.registry import CHALLENGER, CHAMPION, Registry, TrainingRecord
 
 if TYPE_CHECKING:
     from identity.match.anonymous import AnonymousMatcher
+    from identity.match.supervised import SupervisedModel
 
 MODEL_NAME = "identity_match"
 THRESHOLDS: tuple[float, ...] = tuple(round(t, 2) for t in np.arange(0.5, 0.96, 0.05))
 _EPS = 1e-6
+#: Labelled pairs kept out of training and calibration, on which the model is reported and gated.
+EVALUATION_SHARE = 0.25
 
 
 @dataclass
@@ -46,6 +50,17 @@ class IdentityMatchResult:
     rows: dict[str, int]
     champion_before: str | None
     seconds: float
+    model: SupervisedModel
+
+
+def _evaluation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the rows to fit on, labels of the others): a stratified random ``share`` held out."""
+    rng = np.random.default_rng(seed + 1)
+    fit = np.ones(len(y), dtype=bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        fit[rng.choice(idx, max(1, round(len(idx) * share)), replace=False)] = False
+    return fit, y[~fit]
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -126,26 +141,43 @@ def train_identity_match(
     """Train, log and register the anonymous-profile matcher (``matcher``: an unfitted one with other
     settings); alias champion or challenger (see the module docstring)."""
     from identity.match.anonymous import AnonymousMatcher
+    from identity.match.profiles import FEATURES
     from identity.match.supervised import SupervisedModel
 
     started = time.perf_counter()
     for table in ("events", "identity_map"):
         if not ws.exists(table):
             raise ContractError(table, "missing: import events and run `cxi identity resolve` first")
+    matcher = matcher or AnonymousMatcher(threshold=threshold)
     with ws.connect("events", "identity_map", "identity_guard_log") as con:
-        matcher = (matcher or AnonymousMatcher(threshold=threshold)).fit(con)
         pairs = matcher.pairs(con)
-    model = matcher.model_
     labelled = pairs[pairs["label"] >= 0]
-    x_hold = matcher.design(labelled)[model.holdout_index_]
-    y = model.holdout_labels_.astype(np.int8)
-    p = model.holdout_proba_
+    x_all = matcher.design(labelled)
+    y_all = labelled["label"].to_numpy(np.int8)
+    n_pos, n_neg = int((y_all == 1).sum()), int((y_all == 0).sum())
+    if min(n_pos, n_neg) < 2 * matcher.min_labels:
+        raise ContractError(
+            "events",
+            f"too few deterministically labelled fragment pairs to train and evaluate on ({n_pos} matches, "
+            f"{n_neg} non-matches; need {2 * matcher.min_labels} of each): are there ip/user_agent columns "
+            "and customers who logged in on several devices?",
+        )
+    # evaluation pairs neither the booster nor its calibrator sees (the calibrator fits on its own split)
+    fit_rows, y = _evaluation_split(y_all, EVALUATION_SHARE, matcher.seed)
+    model = SupervisedModel(
+        calibration=matcher.calibration,
+        holdout=matcher.holdout,
+        num_boost_round=matcher.num_boost_round,
+        seed=matcher.seed,
+    ).fit(x_all[fit_rows], y_all[fit_rows], list(FEATURES))
+    x_hold = x_all[~fit_rows]
+    p = model.predict_proba(x_hold)
     metrics = threshold_metrics(y, p) | {
         "holdout_log_loss": log_loss(y, p),
         "holdout_brier": float(np.mean((p - y) ** 2)),
         "holdout_ece": calibration_error(y, p),
     }
-    rows = {**matcher.n_labels_, "candidates": matcher.n_candidates_, "holdout": len(y)}
+    rows = {"matches": n_pos, "non_matches": n_neg, "candidates": len(pairs), "holdout": len(y)}
 
     registry = Registry(settings)
     before = registry.alias_version(MODEL_NAME, CHAMPION)
@@ -161,6 +193,7 @@ def train_identity_match(
         params={
             "link_threshold": threshold,
             "max_block": matcher.max_block,
+            "evaluation_share": EVALUATION_SHARE,
             "calibration": matcher.calibration,
             "holdout_share": matcher.holdout,
             "num_boost_round": matcher.num_boost_round,
@@ -181,7 +214,15 @@ def train_identity_match(
         )
     registry.set_alias(MODEL_NAME, reg.version, alias)
     return IdentityMatchResult(
-        MODEL_NAME, reg.version, alias, reg.run_id, metrics, rows, before, time.perf_counter() - started
+        MODEL_NAME,
+        reg.version,
+        alias,
+        reg.run_id,
+        metrics,
+        rows,
+        before,
+        time.perf_counter() - started,
+        model,
     )
 
 
