@@ -15,9 +15,10 @@ matcher counts (customer, fragment) pairs: they differ only where one device's e
 (a shared device), whose IP blocks the live pass may keep or drop differently. A device block (the profiles one
 device shows up in) is counted on the slice, which holds all of its events, so exactly.
 
-Events are queued by `add` (cheap: the applier calls it) and written at the next pass, once per event_id. A
-pass is a few DuckDB statements over the table (O(events held), no Python loop over it) plus one pass over
-the slice's events; the real-time engine runs it every `live_match_seconds` on its own thread.
+Events are queued by `add` (cheap: the applier calls it) and written at the next pass, once per event_id,
+with their blocking keys (computed once per event). A pass is a few DuckDB joins over the held keys
+(O(events held), no Python loop over them) plus one pass over the slice's events; the real-time engine
+runs it every `live_match_seconds` on its own thread.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from contract.errors import ContractError
 from contract.schemas import IDENTIFIER_TYPES
 from identity.match.anonymous import AnonymousMatcher
 from identity.match.profiles import FRAGMENT_COLUMNS_SQL, WEAK_TYPES, block_keys_sql
+from identity.probabilistic import empty_edges, gated_anonymous_matcher
 
 if TYPE_CHECKING:
     from contract.workspace import Workspace
@@ -73,22 +75,14 @@ class LiveMatcher:
         threshold: float = 0.8,
         precision_target: float = 0.99,
     ) -> tuple[LiveMatcher | None, str]:
-        """Train on the workspace's resolved events (labels from its deterministic map, as the resolver's
-        matcher); (None, why) when it cannot train or, in ``auto``, misses ``precision_target``."""
+        """Train on the workspace's resolved events, gated as the resolver's matcher is
+        (`identity.probabilistic.gated_anonymous_matcher`); (None, why) when it cannot train or, in ``auto``,
+        misses ``precision_target``."""
         with ws.connect("events", "identity_map", "identity_guard_log") as con:
-            try:
-                matcher = AnonymousMatcher(threshold=threshold).fit(con)
-            except ContractError as exc:
-                return None, f"live anonymous matching off: {exc}"
-        precision, held = matcher.holdout_precision()
-        if mode == "auto" and not (held and precision >= precision_target):
-            return None, (
-                f"live anonymous matching off: held-out precision {precision:.3f} over {held} pairs at p >= "
-                f"{threshold} is below the target {precision_target}"
+            matcher, why = gated_anonymous_matcher(
+                con, threshold, mode=mode, precision_target=precision_target
             )
-        return cls(
-            matcher
-        ), f"live anonymous matching on: held-out precision {precision:.3f} over {held} pairs"
+        return (cls(matcher) if matcher is not None else None), f"live anonymous matching {why}"
 
     # --- the events held ---
     def add(self, events: pa.Table) -> int:
@@ -125,25 +119,31 @@ class LiveMatcher:
             return self._count() if self._created else 0
 
     def _drain(self) -> None:
-        """Write the queued events into the table, each event_id once (under `_lock`)."""
+        """Write the queued events into the table, each event_id once, and their blocking keys into
+        ``_lm_keys`` (computed once per event, not per pass); under `_lock`."""
         with self._queue_lock:
             queued, self._queue = self._queue, []
         if not queued:
             return
-        self._con.register("_lm_in", pa.concat_tables(queued, promote_options="permissive"))
+        con = self._con
+        con.register("_lm_in", pa.concat_tables(queued, promote_options="permissive"))
         try:
             fresh = "" if not self._created else "AND event_id NOT IN (SELECT event_id FROM _lm)"
-            sql = (
-                f"SELECT DISTINCT ON (event_id) {_SELECT} FROM _lm_in "
-                f"WHERE (device_id IS NOT NULL OR anonymous_id IS NOT NULL) {fresh}"
-            )
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _lm_new AS
+                SELECT DISTINCT ON (event_id) {_SELECT} FROM _lm_in
+                WHERE (device_id IS NOT NULL OR anonymous_id IS NOT NULL) {fresh}""").fetchall()
+            keys = f"SELECT DISTINCT fid, rule, k FROM ({block_keys_sql('_lm_new', 'frag')})"
             if self._created:
-                self._con.execute(f"INSERT INTO _lm {sql}").fetchall()
+                con.execute("INSERT INTO _lm SELECT * FROM _lm_new").fetchall()
+                con.execute(f"INSERT INTO _lm_keys {keys}").fetchall()
             else:
-                self._con.execute(f"CREATE TABLE _lm AS {sql}").fetchall()
+                con.execute("CREATE TABLE _lm AS SELECT * FROM _lm_new").fetchall()
+                con.execute(f"CREATE TABLE _lm_keys AS {keys}").fetchall()
                 self._created = True
+            con.execute("DROP TABLE _lm_new").fetchall()
         finally:
-            self._con.unregister("_lm_in")
+            con.unregister("_lm_in")
 
     def _count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM _lm").fetchall()[0][0])
@@ -176,18 +176,17 @@ class LiveMatcher:
             ]
             seeds = sorted({v for c in anon for t, v in identity.identifiers_of(c) if t in WEAK_TYPES})
         if not seeds:
-            return _no_edges()
+            return empty_edges()
         max_block = int(self.matcher.max_block)
         with self._lock:
             self._drain()
             if not self._created:
-                return _no_edges()
+                return empty_edges()
             con = self._con
             con.register("_lm_seed", pa.table({"frag": pa.array(seeds, pa.string())}))
             try:
-                keys = block_keys_sql("_lm", "frag")
-                sizes = con.sql(f"""
-                    WITH k AS ({keys}),
+                sizes = con.sql("""
+                    WITH k AS (SELECT * FROM _lm_keys),
                     seed_keys AS (
                         SELECT DISTINCT rule, k FROM k
                         WHERE fid IN (SELECT frag FROM _lm_seed) AND rule <> 'device')
@@ -195,15 +194,14 @@ class LiveMatcher:
                     GROUP BY rule, k""").to_arrow_table()
                 con.register("_lm_sizes", sizes)
                 slice_ = con.sql(f"""
-                    WITH k AS ({keys})
                     SELECT * FROM _lm WHERE frag IN (SELECT frag FROM _lm_seed) OR frag IN (
-                        SELECT fid FROM k JOIN _lm_sizes USING (rule, k) WHERE n BETWEEN 2 AND {max_block})
+                        SELECT fid FROM _lm_keys JOIN _lm_sizes USING (rule, k) WHERE n BETWEEN 2 AND {max_block})
                 """).to_arrow_table()
                 con.unregister("_lm_sizes")
             finally:
                 con.unregister("_lm_seed")
         if slice_.num_rows == 0:
-            return _no_edges()
+            return empty_edges()
         with guard:
             owners = _owners(identity, slice_)
             keep = pa.array([o is not None for o in owners])
@@ -257,9 +255,3 @@ def _owners(identity: LiveIdentity, events: pa.Table) -> list[str | None]:
         row = tuple((t, c[i]) for t, c in zip(IDENTIFIER_TYPES, cols, strict=True) if c[i] is not None)
         out.append(identity.customer_of(row))
     return out
-
-
-def _no_edges() -> pd.DataFrame:
-    from identity.match.anonymous import EDGE_COLUMNS
-
-    return pd.DataFrame({c: pd.Series(dtype=float if c == "probability" else object) for c in EDGE_COLUMNS})

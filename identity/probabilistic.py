@@ -9,7 +9,7 @@ columns) is skipped and the reason kept in ``notes``: resolution falls back to d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -18,6 +18,11 @@ from contract.errors import ContractError
 from contract.workspace import Workspace
 from identity.config import MatchConfig
 from identity.graph import EXTRA_EDGE_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from identity.match.anonymous import AnonymousMatcher
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,31 @@ def empty_edges() -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series(dtype=float if c == "probability" else object) for c in EXTRA_EDGE_COLUMNS}
     )
+
+
+def gated_anonymous_matcher(
+    con: duckdb.DuckDBPyConnection,
+    threshold: float = 0.8,
+    *,
+    mode: Literal["auto", "on"] = "auto",
+    precision_target: float = 0.99,
+) -> tuple[AnonymousMatcher | None, str]:
+    """An AnonymousMatcher trained on ``con`` (`events`, `identity_map`, `identity_guard_log`), or None and
+    why ("skipped: ..." when it cannot train; "off: ..." when, in 'auto', its held-out precision at
+    ``threshold`` misses ``precision_target``). The resolver and the live engine gate alike."""
+    from identity.match.anonymous import AnonymousMatcher
+
+    try:
+        matcher = AnonymousMatcher(threshold=threshold).fit(con)
+    except ContractError as exc:
+        return None, f"skipped: {exc}"
+    precision, n_held = matcher.holdout_precision()
+    if mode == "auto" and not (n_held and precision >= precision_target):
+        return None, (
+            f"off: held-out precision {precision:.3f} over {n_held} pairs at p >= {threshold} is below the "
+            f"target {precision_target}"
+        )
+    return matcher, f"on: held-out precision {precision:.3f} over {n_held} pairs"
 
 
 def anonymous_edges(
@@ -49,23 +79,15 @@ def anonymous_edges(
     ``precision_target``; 'off' skips the matcher."""
     if mode == "off":
         return empty_edges(), "anonymous matcher off"
-    from identity.match.anonymous import AnonymousMatcher
-
     with ws.connect("events") as con:
         con.register("_pm_map", identity_map)
         con.register("_pm_guards", guard_log)
         con.execute("CREATE TEMP TABLE identity_map AS SELECT * FROM _pm_map")
         con.execute("CREATE TEMP TABLE identity_guard_log AS SELECT * FROM _pm_guards")
-        try:
-            matcher = AnonymousMatcher(threshold=threshold).fit(con)
-        except ContractError as exc:
-            return empty_edges(), f"anonymous matcher skipped: {exc}"
-        precision, n_held = matcher.holdout_precision()
-        if mode == "auto" and not (n_held and precision >= precision_target):
-            return empty_edges(), (
-                f"anonymous matcher off: held-out precision {precision:.3f} over {n_held} pairs at p >= "
-                f"{threshold} is below the target {precision_target} (--anonymous on forces it)"
-            )
+        matcher, why = gated_anonymous_matcher(con, threshold, mode=mode, precision_target=precision_target)
+        if matcher is None:
+            forced = " (--anonymous on forces it)" if why.startswith("off:") else ""
+            return empty_edges(), f"anonymous matcher {why}{forced}"
         edges = matcher.links(con)
     labels = matcher.n_labels_
     return edges, (
