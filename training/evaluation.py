@@ -133,7 +133,7 @@ def diagnostic_figures(
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     ax.set(
         xlabel="Mean predicted probability",
-        ylabel="Observed churn rate",
+        ylabel="Observed positive rate",
         title=f"Calibration {title}".strip(),
     )
     ax.legend(loc="upper left")

@@ -3,8 +3,9 @@
 Trains the classifier of `identity.match.anonymous.AnonymousMatcher` on the workspace: candidate pairs of
 profile fragments labelled by the deterministic graph alone (fragments of one known customer match; customers
 holding different user_ids do not), LightGBM calibrated on its own held-out split; a further
-EVALUATION_SHARE of the labelled pairs, seen by neither, is what the run reports and is gated on. Logged like every CXI model:
-params, held-out precision / recall / F1 per threshold, Brier and calibration error, a calibration plot and a
+EVALUATION_SHARE of the labelled pairs, seen by neither, is what the run reports and is gated on. Logged like
+every CXI model: params, precision / recall / F1 per threshold, the binary metrics and diagnostic plots every
+model gets (`training.evaluation`: ROC/PR-AUC, Brier, calibration error; ROC, PR, calibration, gain) and a
 precision-recall-by-threshold plot, the data window and row counts, git SHA, a model card; registered as
 ``identity_match`` (the booster, calibrator and feature names as files, `SupervisedModel.save`).
 
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import log_loss
 
 from contract.errors import ContractError
 from contract.settings import Settings
 from contract.workspace import Workspace
+from training.evaluation import binary_metrics, diagnostic_figures
 from training.registry import CHALLENGER, CHAMPION, Registry, TrainingRecord
 
 if TYPE_CHECKING:
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "identity_match"
 THRESHOLDS: tuple[float, ...] = tuple(round(t, 2) for t in np.arange(0.5, 0.96, 0.05))
-_EPS = 1e-6
 #: Labelled pairs kept out of training and calibration, on which the model is reported and gated.
 EVALUATION_SHARE = 0.25
 
@@ -53,21 +55,6 @@ class IdentityMatchResult:
     model: SupervisedModel
 
 
-def _evaluation_split(y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of the rows to fit on, labels of the others): a stratified random ``share`` held out."""
-    rng = np.random.default_rng(seed + 1)
-    fit = np.ones(len(y), dtype=bool)
-    for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
-        fit[rng.choice(idx, max(1, round(len(idx) * share)), replace=False)] = False
-    return fit, y[~fit]
-
-
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
 def threshold_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Precision, recall and F1 of ``p >= t`` against ``y`` for every t in THRESHOLDS (``*_at_0_80`` ...)."""
     out: dict[str, float] = {}
@@ -82,36 +69,15 @@ def threshold_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return out
 
 
-def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins."""
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    err = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            err += m.mean() * abs(p[m].mean() - y[m].mean())
-    return float(err)
-
-
-def _figures(y: np.ndarray, p: np.ndarray, metrics: dict[str, float]) -> dict[str, Figure]:
-    cal = Figure(figsize=(5, 5))
-    ax = cal.subplots()
-    idx = np.minimum((p * 10).astype(int), 9)
-    xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
-    ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.plot(xs, ys, marker="o")
-    ax.set(
-        xlabel="predicted match probability", ylabel="share of true matches", title="calibration (held out)"
-    )
-    prt = Figure(figsize=(6, 4))
-    ax = prt.subplots()
+def _threshold_figure(metrics: dict[str, float]) -> Figure:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     keys = [f"{t:.2f}".replace(".", "_") for t in THRESHOLDS]
     for what in ("precision", "recall", "f1"):
         ax.plot(THRESHOLDS, [metrics[f"{what}_at_{k}"] for k in keys], marker=".", label=what)
-    ax.set(xlabel="link threshold", ylabel="held-out pairs", title="precision / recall / F1 by threshold")
+    ax.set(xlabel="link threshold", ylabel="evaluation pairs", title="precision / recall / F1 by threshold")
     ax.legend()
-    return {"calibration": cal, "threshold_curves": prt}
+    return fig
 
 
 def _card(metrics: dict[str, float], rows: dict[str, int], threshold: float) -> str:
@@ -142,7 +108,7 @@ def train_identity_match(
     settings); alias champion or challenger (see the module docstring)."""
     from identity.match.anonymous import AnonymousMatcher
     from identity.match.profiles import FEATURES
-    from identity.match.supervised import SupervisedModel
+    from identity.match.supervised import SupervisedModel, stratified_split
 
     started = time.perf_counter()
     for table in ("events", "identity_map"):
@@ -163,20 +129,20 @@ def train_identity_match(
             "and customers who logged in on several devices?",
         )
     # evaluation pairs neither the booster nor its calibrator sees (the calibrator fits on its own split)
-    fit_rows, y = _evaluation_split(y_all, EVALUATION_SHARE, matcher.seed)
+    fit_rows, held = stratified_split(y_all, EVALUATION_SHARE, matcher.seed + 1)
     model = SupervisedModel(
         calibration=matcher.calibration,
         holdout=matcher.holdout,
         num_boost_round=matcher.num_boost_round,
         seed=matcher.seed,
     ).fit(x_all[fit_rows], y_all[fit_rows], list(FEATURES))
-    x_hold = x_all[~fit_rows]
+    x_hold, y = x_all[held], y_all[held]
     p = model.predict_proba(x_hold)
-    metrics = threshold_metrics(y, p) | {
-        "holdout_log_loss": log_loss(y, p),
-        "holdout_brier": float(np.mean((p - y) ** 2)),
-        "holdout_ece": calibration_error(y, p),
-    }
+    metrics = (
+        threshold_metrics(y, p)
+        | {f"holdout_{k}": v for k, v in binary_metrics(y, p).items()}
+        | {"holdout_log_loss": float(log_loss(y, p, labels=[0, 1]))}
+    )
     rows = {"matches": n_pos, "non_matches": n_neg, "candidates": len(pairs), "holdout": len(y)}
 
     registry = Registry(settings)
@@ -186,7 +152,9 @@ def train_identity_match(
         with tempfile.TemporaryDirectory() as tmp:
             _, folder = registry.download_artifact_model(MODEL_NAME, Path(tmp))
             champion = SupervisedModel.load(folder)
-            metrics["champion_holdout_log_loss"] = log_loss(y, champion.predict_proba(x_hold))
+            metrics["champion_holdout_log_loss"] = float(
+                log_loss(y, champion.predict_proba(x_hold), labels=[0, 1])
+            )
         if metrics["holdout_log_loss"] > metrics["champion_holdout_log_loss"]:
             alias = CHALLENGER
     record = TrainingRecord(
@@ -205,7 +173,10 @@ def train_identity_match(
         row_counts=rows,
         input_example=pd.DataFrame(x_hold[:5], columns=model.feature_names_),
         model_card=_card(metrics, rows, threshold),
-        figures=_figures(y, p, metrics),
+        figures={
+            **diagnostic_figures(y, p, "(evaluation pairs)"),
+            "threshold_curves": _threshold_figure(metrics),
+        },
         tags={"alias_decision": alias},
     )
     with tempfile.TemporaryDirectory() as tmp:

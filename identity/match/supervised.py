@@ -26,8 +26,8 @@ def booster_feature_names(names: list[str]) -> list[str]:
     return [f"f{k}_{_UNSAFE.sub('_', n)}" for k, n in enumerate(names)]
 
 
-def _split(y: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified random split of row positions into (train, calibration)."""
+def stratified_split(y: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified random split of row positions into (kept, held out): ``holdout`` of each class held out."""
     rng = np.random.default_rng(seed)
     train, calib = [], []
     for cls in (0, 1):
@@ -61,7 +61,7 @@ class SupervisedModel:
             raise ValueError(f"x: {x.shape[0]} rows but {len(y)} labels")
         if min((y == 1).sum(), (y == 0).sum()) < 2:
             raise ValueError("y: supervised matching needs at least two positive and two negative pairs")
-        train, calib = _split(y, self.holdout, self.seed)
+        train, calib = stratified_split(y, self.holdout, self.seed)
         params = {
             "objective": "binary",
             "learning_rate": 0.05,
