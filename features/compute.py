@@ -25,128 +25,30 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from contract.errors import ContractError
-from contract.schemas import PURCHASE_TYPES
+from features.spec import (
+    COUNTERS,
+    EVENT_COLUMNS,
+    LAST_OF,
+    LIVE,
+    LIVE_COLUMNS,
+    OUTPUTS,
+    PAID,
+    PER_INSTANT,
+    RUNNING,
+    SESSION_GAP_MINUTES,
+    WINDOW_DAYS,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: A gap longer than this between two events of a customer starts a new session.
-SESSION_GAP_MINUTES = 30
-
-#: Columns `customer_features` needs in its events view.
-EVENT_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "occurred_at",
-    "type",
-    "category",
-    "revenue",
-    "price",
-    "quantity",
-)
-
-_PURCHASES = ", ".join(f"'{t}'" for t in sorted(PURCHASE_TYPES))
-
-# Additive counters kept as running totals: name -> SQL expression over one event row `e`.
-_COUNTERS: dict[str, str] = {
-    "events": "1",
-    "purchases": f"CASE WHEN e.type IN ({_PURCHASES}) AND coalesce(e.amount, 0) >= 0 THEN 1 ELSE 0 END",
-    "revenue": f"CASE WHEN e.type IN ({_PURCHASES}) THEN coalesce(e.amount, 0) ELSE 0 END",
-    "product_views": "CASE WHEN e.type = 'product_view' THEN 1 ELSE 0 END",
-    "cart_adds": "CASE WHEN e.type = 'add_to_cart' THEN 1 ELSE 0 END",
-    "email_opens": "CASE WHEN e.type = 'email_open' THEN 1 ELSE 0 END",
-    "email_clicks": "CASE WHEN e.type = 'email_click' THEN 1 ELSE 0 END",
-    "support_tickets": "CASE WHEN e.type = 'support_ticket' THEN 1 ELSE 0 END",
-    "cart_qty": "CASE WHEN e.type = 'add_to_cart' THEN coalesce(e.quantity, 1)"
-    " WHEN e.type = 'remove_from_cart' THEN -coalesce(e.quantity, 1) ELSE 0 END",
-}
-_RUNNING = [*_COUNTERS, "sessions", "active_days"]
-#: Counted once per instant: the lines of one order share its time, so a 20-line invoice is one purchase
-#: (revenue still adds up every line).
-_PER_INSTANT = frozenset({"purchases"})
-
-#: Event types whose latest instant is kept: feature suffix -> event type.
-_LAST_OF: dict[str, str] = {
-    "email_open": "email_open",
-    "email_click": "email_click",
-    "cart_add": "add_to_cart",
-    "product_view": "product_view",
-    "support_ticket": "support_ticket",
-}
-
-
-_WINDOWS: tuple[tuple[str, int, str], ...] = (
-    *(("events", d, "BIGINT") for d in (7, 30, 90)),
-    *(("sessions", d, "BIGINT") for d in (7, 30, 90)),
-    *(("purchases", d, "BIGINT") for d in (7, 30, 90)),
-    *(("revenue", d, "DOUBLE") for d in (7, 30, 90)),
-    *(("product_views", d, "BIGINT") for d in (7, 30)),
-    ("email_opens", 30, "BIGINT"),
-    ("email_clicks", 30, "BIGINT"),
-    *(("support_tickets", d, "BIGINT") for d in (30, 90)),
-)
-
-_DAY = 86400.0
-
-#: Live columns (view `customer_live`): name -> SQL over the `base` row b and the `cart_live` row p.
-_LIVE: dict[str, str] = {
-    "events_30m": "CAST(coalesce(b.c_events, 0) - coalesce(b.m30_events, 0) AS BIGINT)",
-    "events_today": "CAST(coalesce(b.c_events, 0) - coalesce(b.day_events, 0) AS BIGINT)",
-    "session_minutes": f"CASE WHEN b.t - b.last_ts <= INTERVAL {SESSION_GAP_MINUTES} MINUTE"
-    " THEN epoch(b.t - b.session_start_ts) / 60.0 ELSE 0.0 END",
-    "cart_items": "CAST(greatest(coalesce(b.c_cart_qty, 0) - coalesce(p.c_cart_qty, 0), 0) AS BIGINT)",
-    "minutes_since_last_event": "epoch(b.t - b.last_ts) / 60.0",
-    "last_category": "b.last_category",
-}
-#: The live feature names, in the order `customer_features(..., live=True)` appends them.
-LIVE_COLUMNS: tuple[str, ...] = tuple(_LIVE)
-
-
-def _days(expr: str) -> str:
-    return f"epoch({expr}) / {_DAY}"
-
-
-def _share(num: str, den: str) -> str:
-    """num / den, null when den is 0 (no activity in the longer window)."""
-    return f"CAST({num} AS DOUBLE) / nullif({den}, 0)"
-
-
-def _gap(span: str, count: str) -> str:
-    """Mean gap in days between `count` occurrences spanning `span` (null below two)."""
-    return f"CASE WHEN {count} >= 2 THEN {_days(span)} / ({count} - 1) END"
-
-
-def _derived() -> str:
-    """Lifetime, gap, overdue, trend and per-kind recency columns over the `base` row b."""
-    active_gap = _gap("b.last_ts - b.first_ts", "b.c_active_days")
-    purchase_gap = _gap("b.last_purchase_ts - b.first_purchase_ts", "b.c_purchases")
-    recency = _days("b.t - b.last_ts")
-    buy_recency = _days("b.t - b.last_purchase_ts")
-    cols = {
-        "active_days_7d": _window_expr("active_days", 7, "BIGINT"),
-        "active_days_30d": _window_expr("active_days", 30, "BIGINT"),
-        "active_days_90d": _window_expr("active_days", 90, "BIGINT"),
-        "active_days_total": "CAST(coalesce(b.c_active_days, 0) AS BIGINT)",
-        "events_total": "CAST(coalesce(b.c_events, 0) AS BIGINT)",
-        "purchases_total": "CAST(coalesce(b.c_purchases, 0) AS BIGINT)",
-        "revenue_total": "CAST(coalesce(b.c_revenue, 0) AS DOUBLE)",
-        "days_since_first_purchase": _days("b.t - b.first_purchase_ts"),
-        **{f"days_since_last_{k}": _days(f"b.t - b.last_{k}_ts") for k in _LAST_OF if k != "support_ticket"},
-        "days_since_support_ticket": _days("b.t - b.last_support_ticket_ts"),
-        "active_gap_mean_days": active_gap,
-        "overdue_ratio_active": f"{recency} / nullif({active_gap}, 0)",
-        "purchase_gap_mean_days": purchase_gap,
-        "overdue_ratio_purchase": f"{buy_recency} / nullif({purchase_gap}, 0)",
-        "activity_rate_tenure": f"CAST(coalesce(b.c_active_days, 0) AS DOUBLE) / greatest({_days('b.t - b.first_ts')}, 1.0)",
-        "share_events_7d_of_30d": _share("events_7d", "events_30d"),
-        "share_events_30d_of_90d": _share("events_30d", "events_90d"),
-        "share_active_days_30d_of_90d": _share("active_days_30d", "active_days_90d"),
-        "share_purchases_30d_of_90d": _share("purchases_30d", "purchases_90d"),
-    }
-    return ",\n    ".join(f"{expr} AS {name}" for name, expr in cols.items())
-
-
-def _window_expr(name: str, days: int, kind: str) -> str:
-    return f"CAST(coalesce(b.c_{name}, 0) - coalesce(b.w{days}_{name}, 0) AS {kind})"
+__all__ = [
+    "EVENT_COLUMNS",
+    "LIVE_COLUMNS",
+    "SESSION_GAP_MINUTES",
+    "customer_features",
+    "customer_features_frame",
+]
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, view: str, needed: dict[str, str]) -> None:
@@ -176,25 +78,26 @@ def feature_sql(events_view: str, spine_view: str, *, live: bool = False) -> str
 
     With `live`, the short live windows (LIVE_COLUMNS) follow the batch features."""
     sums = ",\n        ".join(
-        f"{'max' if name in _PER_INSTANT else 'sum'}({expr}) AS n_{name}" for name, expr in _COUNTERS.items()
+        f"{'max' if name in PER_INSTANT else 'sum'}({expr.sql()}) AS n_{name}"
+        for name, expr in COUNTERS.items()
     )
     running = ",\n        ".join(
         f"sum(n_{name}) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS c_{name}"
-        for name in _RUNNING
+        for name in RUNNING
     )
-    windows = ",\n    ".join(f"{_window_expr(n, d, k)} AS {n}_{d}d" for n, d, k in _WINDOWS)
     last_of = ",\n        ".join(
-        f"max(CASE WHEN e.type = '{t}' THEN e.ts END) AS {k}_ts" for k, t in _LAST_OF.items()
+        f"max(CASE WHEN e.type = '{t}' THEN e.ts END) AS {k}_ts" for k, t in LAST_OF.items()
     )
     running_last = ",\n        ".join(
         f"max({k}_ts) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS last_{k}_ts"
-        for k in _LAST_OF
+        for k in LAST_OF
     )
     asof = "\n".join(
         f"ASOF LEFT JOIN running w{d} ON w{d}.customer_id = s.customer_id AND s.t{d} >= w{d}.ts"
-        for d in (7, 30, 90)
+        for d in WINDOW_DAYS
     )
-    live_cols = "".join(f",\n    {expr} AS {name}" for name, expr in _LIVE.items()) if live else ""
+    outputs = {**OUTPUTS, **(LIVE if live else {})}
+    select = ",\n    ".join(f"{expr.sql()} AS {name}" for name, expr in outputs.items())
     live_join = "\nLEFT JOIN cart_live p USING (rid)" if live else ""
     return f"""
 WITH ev AS (
@@ -206,7 +109,7 @@ WITH ev AS (
 instants AS (  -- one row per (customer, instant): ties are summed so the ASOF match is unique
     SELECT e.customer_id, e.ts,
         {sums},
-        max(CASE WHEN e.type IN ({_PURCHASES}) AND coalesce(e.amount, 0) >= 0 THEN e.ts END) AS purchase_ts,
+        max(CASE WHEN {PAID.sql()} THEN e.ts END) AS purchase_ts,
         max(e.category) AS cat,  -- ties at one instant: the greatest name, so the choice is deterministic
         {last_of}
     FROM ev e GROUP BY e.customer_id, e.ts
@@ -236,18 +139,16 @@ running AS (
 ),
 spine AS (
     SELECT row_number() OVER () AS rid, customer_id, as_of, timezone('UTC', as_of) AS t,
-           timezone('UTC', as_of) - INTERVAL 7 DAY AS t7,
-           timezone('UTC', as_of) - INTERVAL 30 DAY AS t30,
-           timezone('UTC', as_of) - INTERVAL 90 DAY AS t90,
+           {", ".join(f"timezone('UTC', as_of) - INTERVAL {d} DAY AS t{d}" for d in WINDOW_DAYS)},
            timezone('UTC', as_of) - INTERVAL 30 MINUTE AS t30m,
            date_trunc('day', timezone('UTC', as_of)) AS t_day
     FROM {spine_view}
 ),
 base AS (
     SELECT s.*, a.ts AS last_ts, a.last_purchase_ts, a.first_purchase_ts, a.first_ts,
-        {", ".join(f"a.last_{k}_ts" for k in _LAST_OF)},
-        {", ".join(f"a.c_{n}" for n in _RUNNING)},
-        {", ".join(f"w{d}.c_{n} AS w{d}_{n}" for d in (7, 30, 90) for n in _RUNNING)},
+        {", ".join(f"a.last_{k}_ts" for k in LAST_OF)},
+        {", ".join(f"a.c_{n}" for n in RUNNING)},
+        {", ".join(f"w{d}.c_{n} AS w{d}_{n}" for d in WINDOW_DAYS for n in RUNNING)},
         greatest(s.t30, coalesce(a.last_purchase_ts, s.t30)) AS t_cart,
         a.session_start_ts, a.last_category, m30.c_events AS m30_events, dd.c_events AS day_events
     FROM spine s
@@ -277,15 +178,7 @@ cats AS (
 )
 SELECT
     b.customer_id, b.as_of,
-    epoch(b.t - b.last_ts) / 86400.0 AS days_since_last_event,
-    epoch(b.t - b.last_purchase_ts) / 86400.0 AS days_since_last_purchase,
-    epoch(b.t - b.first_ts) / 86400.0 AS days_since_first_seen,
-    {windows},
-    CASE WHEN purchases_90d > 0 THEN revenue_90d / purchases_90d END AS avg_order_value_90d,
-    CAST(coalesce(k.cart_adds_no_purchase_30d, 0) AS BIGINT) AS cart_adds_no_purchase_30d,
-    CAST(coalesce(c.distinct_categories_30d, 0) AS BIGINT) AS distinct_categories_30d,
-    {_derived()},
-    CAST(floor(epoch(b.as_of)) AS BIGINT) AS snapshot_at{live_cols}
+    {select}
 FROM base b
 LEFT JOIN cart k USING (rid)
 LEFT JOIN cats c USING (rid){live_join}
