@@ -1,10 +1,10 @@
-"""Streaming features: the batch feature function recomputed for the customers a micro-batch touched.
+"""Streaming features: the feature definition recomputed for the customers a micro-batch touched.
 
 `LiveFeatures` keeps every resolved event in memory as per-customer Arrow tables
-(`features.live_events.HeldEvents`), so a recompute reads only the touched customers' rows: no scan of the log. The numbers come from
-`features.compute.customer_features` (the batch function's very statement, live windows included, run by
-`customer_features_frame`) over a spine of touched customers × `now`, and are written to the Feast online
-store, one `write_to_online_store` call per feature view.
+(`features.live_events.HeldEvents`), so a recompute reads only the touched customers' rows: no scan of the log.
+The numbers come from `features.compute_live.customer_features_now`, the NumPy engine of the one feature
+definition (`features.spec`) whose SQL engine writes the batch snapshots, over a spine of touched customers ×
+`now`, and are written to the Feast online store, one `write_to_online_store` call per feature view.
 
 Time moves windows without new events. A read serves the stored row (a Feast read) unless its short windows
 have changed since it was computed (`features.expiry`: a 30-minute window or the session ran out, a UTC
@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -36,17 +35,18 @@ import pyarrow.compute as pc
 
 from contract.errors import ContractError
 from contract.workspace import Workspace
-from features.compute import EVENT_COLUMNS, customer_features_frame
+from features.compute import EVENT_COLUMNS
+from features.compute_live import customer_features_now
 from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
-from features.live_events import EVENTS_SCHEMA, HeldEvents, concat_owned, final_survivors, newest_first
+from features.live_events import HeldEvents, concat_owned, final_survivors, newest_first
 from features.periodic import Periodic
 from features.write_behind import OnlineWriter, place_rows
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
 
-_SWEEP_CHUNK = 2_000  # customers per feature query in a sweep (run outside the lock)
+_SWEEP_CHUNK = 500  # customers per recompute in a sweep (outside the lock; NumPy holds the interpreter)
 _SWEEP_WRITE = 32  # rows per online write in a sweep (under the lock: ~40 ms, what an update may wait)
 _SKEW_US = 1_000_000  # a stored row up to this far ahead of `now` is served (clocks read before the lock)
 
@@ -55,19 +55,6 @@ def _utc(now: datetime, field: str = "now") -> pd.Timestamp:
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ContractError(field, "must be a timezone-aware datetime", now)
     return pd.Timestamp(now).tz_convert(UTC)
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for the feature query: UTC, one thread (tiny queries: parallel plans only add
-    overhead, and the other core serves), no progress bar, and ASOF joins probed row by row up to a few
-    thousand spine rows (a live spine is one row per touched customer; sorting the whole running table for
-    each of the statement's ASOF joins cost ~25% more at a few hundred customers)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET threads = 1")
-    con.execute("SET enable_progress_bar = false")
-    con.execute("SET asof_loop_join_threshold = 4096")
-    return con
 
 
 def _us(at: pd.Timestamp) -> int:
@@ -98,10 +85,7 @@ class LiveFeatures:
         self._sweeper: Periodic | None = None
         self._sweeping = threading.Lock()
         self.writer = OnlineWriter(repo, self._lock)  # online writes: at once, or behind (`start_writer`)
-        self._con = _connect()  # reads' (under the lock)
-        self._update_con = _connect()  # updates' (under `_updating`, outside the lock)
-        self._updating = threading.RLock()  # one update at a time; readers are not blocked by its query
-        self._sweep_con: duckdb.DuckDBPyConnection | None = None  # the sweeper's (outside the lock)
+        self._updating = threading.RLock()  # one update at a time; readers are not blocked by its recompute
         self._schedule.unknown = set(self._events)  # their online rows come from elsewhere (batch, last run)
 
     @classmethod
@@ -185,27 +169,9 @@ class LiveFeatures:
         self._write(touched, now)
         return touched
 
-    def _run(
-        self,
-        ids: list[str],
-        body: pa.Table,
-        owner: np.ndarray,
-        at: pd.Timestamp,
-        con: duckdb.DuckDBPyConnection | None = None,
-    ) -> pd.DataFrame:
-        """The batch function at `at` over the gathered events, spine = ids × at (one query)."""
-        con = self._con if con is None else con
-        names = pa.array(ids, pa.string())
-        events = body.append_column(JOIN_KEY, names.take(pa.array(owner, pa.int64())))
-        stamp = EVENTS_SCHEMA.field("occurred_at").type
-        spine = pa.table({JOIN_KEY: names, "as_of": pa.array([at] * len(ids), stamp)})
-        con.register("_live_events", events)
-        con.register("_live_spine", spine)
-        try:  # the views' schema is fixed here (EVENTS_SCHEMA): no need to DESCRIBE them on every call
-            return customer_features_frame(con, "_live_events", "_live_spine", live=True, checked=False)
-        finally:
-            con.unregister("_live_events")
-            con.unregister("_live_spine")
+    def _run(self, ids: list[str], body: pa.Table, owner: np.ndarray, at: pd.Timestamp) -> pd.DataFrame:
+        """The feature definition at `at` over the gathered events, spine = ids × at."""
+        return customer_features_now(body, owner, ids, at)
 
     def compute(self, customer_ids: Iterable[str], now: datetime) -> pd.DataFrame:
         """The batch function at `now` for `customer_ids` (order kept, duplicates dropped): every column."""
@@ -232,7 +198,7 @@ class LiveFeatures:
 
     def _write(self, customer_ids: list[str], now: datetime) -> pd.DataFrame | None:
         """Recompute `customer_ids` at `now` and emit the rows. The events are taken under the lock (the held
-        tables are immutable), the query runs outside it on the updates' own connection so readers go on,
+        tables are immutable), the recompute runs outside it so readers go on,
         and the rows are emitted under it; one update at a time (`update`, `assign`)."""
         if not customer_ids:
             return None
@@ -241,7 +207,7 @@ class LiveFeatures:
         with self._updating:
             with self._lock:
                 body, owner = self._events.gather(ids)
-            frame = self._run(ids, body, owner, at, self._update_con)
+            frame = self._run(ids, body, owner, at)
             with self._lock:
                 self.writer.emit(frame, now)
                 self._record(ids, at)
@@ -289,13 +255,24 @@ class LiveFeatures:
     def read(self, customer_ids: list[str], now: datetime, service: str = "churn_v1") -> pd.DataFrame:
         """Online features of `service` (one row per id, order kept, plus `features_as_of`).
 
-        The stored row is served (one Feast read) unless its short windows ran out since it was computed or
-        it is older than `max_age`: then it is recomputed at `now` from the events in memory, and written
-        back when that moves it forward. Customers without events are returned as the store has them."""
+        The stored row is served (one Feast read, none when every row still waits to be written) unless its
+        short windows ran out since it was computed or it is older than `max_age`: then it is recomputed at
+        `now` from the events in memory, and written back when that moves it forward. Customers without events are returned as the store has them."""
         at = _utc(now)
         names = feature_names(service)
+        ids = list(customer_ids)
         with self._lock:
-            frame = self.writer.overlay(self.repo.online(list(customer_ids), service), names)
+            frame = self.writer.waiting(ids, names)  # just computed, not yet written: no store read
+            cleared = self.writer.cleared
+        stored = self.repo.online(ids, service) if frame is None else None  # outside the lock: updates go on
+        with self._lock:
+            if stored is not None:
+                if (
+                    self.writer.cleared != cleared
+                ):  # rows stopped waiting during the read: it may predate them
+                    stored = self.repo.online(ids, service)
+                frame = self.writer.overlay(stored, names)
+            assert frame is not None
             stale, behind = self._stale(frame, _us(at))
             if not stale.any():
                 return frame
@@ -312,7 +289,7 @@ class LiveFeatures:
         """Recompute and write, in bulk, every row whose short windows ran out by `now`, then (oldest first,
         at most `sweep_limit`) rows older than `refresh` or never written here. Returns how many were written.
 
-        The feature query runs outside the lock on a snapshot of the chunk's events (its own connection);
+        Each chunk is recomputed outside the lock on a snapshot of its events;
         rows are written under the lock in small batches, skipping customers updated meanwhile (their newer
         row stands), so updates and reads wait at most one small write."""
         at = _utc(now)
@@ -324,7 +301,7 @@ class LiveFeatures:
         todo = list(dict.fromkeys([*expired, *old]))
         done = 0
         try:
-            with self._sweeping:  # one sweep at a time: the sweeper's connection is not shared
+            with self._sweeping:  # one sweep at a time
                 for start in range(0, len(todo), _SWEEP_CHUNK):
                     done += self._sweep_chunk(todo[start : start + _SWEEP_CHUNK], at)
         finally:
@@ -344,9 +321,7 @@ class LiveFeatures:
             return 0
         ids = list(snapshot)
         body, owner = concat_owned(list(snapshot.values()))
-        if self._sweep_con is None:
-            self._sweep_con = _connect()
-        frame = self._run(ids, body, owner, at, self._sweep_con)
+        frame = self._run(ids, body, owner, at)
         written = 0
         for start in range(0, len(ids), _SWEEP_WRITE):
             with self._lock:

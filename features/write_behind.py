@@ -26,23 +26,40 @@ if TYPE_CHECKING:
     from features.store import FeatureRepo
 
 
-def _common_dtype(a: pd.Series, b: pd.Series) -> str:
-    """A dtype both columns fit in: float64 for two numeric columns, else object."""
-    numeric = pd.api.types.is_numeric_dtype(a.dtype) and pd.api.types.is_numeric_dtype(b.dtype)
-    return "float64" if numeric else "object"
+def _common_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
+    """A dtype both columns fit in: their own when equal, float64 for two numeric ones, else object."""
+    if a == b:
+        return a
+    numeric = pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b)
+    return np.dtype("float64") if numeric else np.dtype("object")
 
 
 def place_rows(frame: pd.DataFrame, mask: np.ndarray, source: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """`frame` (`FeatureRepo.online` shape) with its `mask` rows replaced by `source`'s rows of the same
-    customers (every column in `names`, and `features_as_of` from their `snapshot_at`)."""
-    rows = source.set_index(JOIN_KEY).loc[frame.loc[mask, JOIN_KEY]]
-    frame = frame.astype(
-        {n: _common_dtype(frame[n], rows[n]) for n in names if frame[n].dtype != rows[n].dtype}
-    )
-    for name in names:
-        frame.loc[mask, name] = rows[name].to_numpy()
-    frame.loc[mask, "features_as_of"] = pd.to_datetime(rows["snapshot_at"].to_numpy(), unit="s", utc=True)
-    return frame
+    customers (every column in `names`, and `features_as_of` from their `snapshot_at`).
+
+    Column by column on arrays (a read's path: setting rows through pandas' indexers cost ~40 ms a read)."""
+    at = np.flatnonzero(mask)
+    pos = pd.Index(source[JOIN_KEY]).get_indexer(frame[JOIN_KEY].to_numpy()[at])
+    if (pos < 0).any():
+        raise KeyError("place_rows: a masked customer has no row in source")
+    columns: dict[str, object] = {}
+    for name in frame.columns:
+        old = frame[name]
+        if name == "features_as_of":
+            new = pd.to_datetime(source["snapshot_at"].to_numpy()[pos], unit="s", utc=True)
+            column = (
+                old.array.copy() if isinstance(old.dtype, pd.DatetimeTZDtype) else old.to_numpy(copy=True)
+            )
+            column[at] = new if isinstance(old.dtype, pd.DatetimeTZDtype) else new.to_numpy()
+        elif name in names:
+            new = source[name].to_numpy()[pos]
+            column = old.to_numpy(dtype=_common_dtype(old.dtype, new.dtype), copy=True)
+            column[at] = new
+        else:
+            column = old.to_numpy()
+        columns[name] = column
+    return pd.DataFrame(columns, index=frame.index)
 
 
 class OnlineWriter:
@@ -62,6 +79,7 @@ class OnlineWriter:
         self._flushing = threading.Lock()
         self.flushes = 0
         self.rows_written = 0
+        self.cleared = 0  # bumped whenever written rows stop waiting: a store read spanning it may be old
 
     @property
     def behind(self) -> bool:
@@ -97,6 +115,17 @@ class OnlineWriter:
         rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
         return rows, pd.to_datetime(stamps, utc=True)
 
+    def waiting(self, customer_ids: list[str], names: list[str]) -> pd.DataFrame | None:
+        """`FeatureRepo.online`'s frame for `customer_ids` built from their waiting rows alone, when every one
+        has a waiting row (the rows just computed: newer than the store's); None otherwise."""
+        if not customer_ids or not all(c in self._unwritten for c in customer_ids):
+            return None
+        rows, _ = self._rows({c: self._unwritten[c] for c in customer_ids})
+        pos = pd.Index(rows[JOIN_KEY]).get_indexer(customer_ids)
+        frame = rows.iloc[pos][[JOIN_KEY, *names]].reset_index(drop=True)
+        frame["features_as_of"] = pd.to_datetime(frame["snapshot_at"].to_numpy(), unit="s", utc=True)
+        return frame
+
     def overlay(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         """The store's rows (`FeatureRepo.online` shape) with the waiting rows in their place."""
         if not self._unwritten:
@@ -124,6 +153,7 @@ class OnlineWriter:
                 for view in VIEWS:
                     self.repo.write_online(view, rows, stamps)
                 with self._lock:
+                    self.cleared += 1
                     for c, ref in refs.items():
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]

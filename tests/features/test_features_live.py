@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from contract.errors import ContractError, NotFoundError
 from features.compute import customer_features
 from features.definitions import feature_names
-from features.live import EVENTS_SCHEMA, LiveFeatures
+from features.live import LiveFeatures
+from features.live_events import EVENTS_SCHEMA
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
@@ -230,8 +231,8 @@ def test_a_fresh_row_is_served_without_running_the_feature_query(repo, monkeypat
     import features.live as live
 
     calls = []
-    real = live.customer_features_frame
-    monkeypatch.setattr(live, "customer_features_frame", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = live.customer_features_now
+    monkeypatch.setattr(live, "customer_features_now", lambda *a, **k: calls.append(1) or real(*a, **k))
     state = LiveFeatures(repo)
     t = T0 + timedelta(days=30)
     rows = [{"event_id": "fr1", "occurred_at": t, "type": "product_view", "category": "hats"}]

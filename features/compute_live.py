@@ -1,0 +1,275 @@
+"""The feature function's NumPy engine: `features.spec` for a few customers at one instant, in about a millisecond.
+
+The live path recomputes the customers an event touched. DuckDB runs the batch statement (`features.compute`)
+in ~30 ms whatever the input size (binding, optimising and planning a statement of a dozen joins and ~90
+formulas), which alone would spend the whole event-to-score budget. This engine builds the same state with
+array operations over the touched customers' events (sorted by customer and instant) and evaluates the very
+same `features.expr` formulas the SQL renders, so the two agree by construction of the formulas and, for the
+state, by a property test over random logs (`tests/features/test_features_compute_live.py`).
+
+The state, as the SQL builds it: events rolled up per (customer, instant) (counters summed, `PER_INSTANT` ones
+maxed, the greatest category of the instant), flags for the first instant of a session and of a UTC day,
+running totals and running latest-instants per customer, then read *as of* an instant (the last instant at or
+before it; strictly before for "today") at as_of, at each window start, 30 minutes back, the day's start, the
+last purchase and the cart window's start; distinct categories from (customer, category, day) spans.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.expr import Fn
+from features.spec import (
+    COUNTERS,
+    LAST_OF,
+    LIVE,
+    OUTPUTS,
+    PAID,
+    PER_INSTANT,
+    RUNNING,
+    SESSION_GAP_MINUTES,
+    WINDOW_DAYS,
+    output_kind,
+)
+
+_US = 1_000_000
+_DAY_US = 86_400 * _US
+
+
+def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Timestamps as int64 microseconds since the epoch (nulls as 0: callers drop them first)."""
+    us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _asof(
+    owner: np.ndarray, ts: np.ndarray, q_owner: np.ndarray, q_ts: np.ndarray, strict: bool = False
+) -> np.ndarray:
+    """For each query (owner, instant): the index of its owner's last instant at or before it (strictly before
+    with `strict`), -1 when none; `ts` sorted within each owner, NaN queries find none. An ASOF join."""
+    known = ~np.isnan(q_ts)
+    q = np.where(known, q_ts, 0).astype(np.int64)
+    n = len(owner)
+    # instants before queries at equal times (at-or-before), queries first when strict
+    kind = np.concatenate([np.full(n, 1 if strict else 0), np.full(len(q), 0 if strict else 1)])
+    all_owner = np.concatenate([owner, q_owner])
+    all_ts = np.concatenate([ts, q])
+    order = np.lexsort((kind, all_ts, all_owner))
+    is_inst = order < n
+    last = np.maximum.accumulate(np.where(is_inst, order, -1))
+    found = np.empty(len(q), dtype=np.int64)
+    found[order[~is_inst] - n] = last[~is_inst]
+    ok = known & (found >= 0)
+    ok[ok] = owner[found[ok]] == q_owner[ok]
+    return np.where(ok, found, -1)
+
+
+def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """values[idx], NULL (NaN / None) where idx is -1."""
+    out = np.full(len(idx), None, dtype=object) if values.dtype == object else np.full(len(idx), np.nan)
+    hit = idx >= 0
+    out[hit] = values[idx[hit]]
+    return out
+
+
+class _Instants:
+    """Events rolled up per (customer, instant) with running state, sorted by customer then instant."""
+
+    def __init__(self, owner: np.ndarray, ts: np.ndarray, env: dict[str, np.ndarray], category: np.ndarray):
+        m = len(owner)
+        cats = sorted({c for c in category if c is not None})
+        rank = np.full(m, -1, dtype=np.int64)
+        if cats:
+            lookup = {c: i for i, c in enumerate(cats)}
+            rank = np.fromiter((lookup.get(c, -1) for c in category), dtype=np.int64, count=m)
+        order = np.lexsort((rank, ts, owner))  # the greatest category of an instant comes last
+        owner, ts, rank = owner[order], ts[order], rank[order]
+        env = {k: v[order] for k, v in env.items()}
+        new = np.ones(m, dtype=bool)
+        new[1:] = (owner[1:] != owner[:-1]) | (ts[1:] != ts[:-1])
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], m) - 1
+        self.owner, self.ts = owner[starts], ts[starts]
+        tsf = self.ts.astype(np.float64)
+
+        self.n: dict[str, np.ndarray] = {}
+        for name, expr in COUNTERS.items():
+            v = np.broadcast_to(np.asarray(expr.evaluate(env), dtype=np.float64), (m,))
+            self.n[name] = (np.maximum if name in PER_INSTANT else np.add).reduceat(v, starts)
+        paid = np.broadcast_to(np.asarray(PAID.evaluate(env), dtype=bool), (m,))
+        purchase_ts = np.where(np.logical_or.reduceat(paid, starts), tsf, np.nan)
+        kinds = {k: np.logical_or.reduceat(env["e.type"] == t, starts) for k, t in LAST_OF.items()}
+        cat = np.where(rank[ends] >= 0, np.asarray([*cats, None], dtype=object)[rank[ends]], None)
+
+        k = len(starts)
+        self.first = np.ones(k, dtype=bool)  # first instant of its customer
+        self.first[1:] = self.owner[1:] != self.owner[:-1]
+        self.seg = np.cumsum(self.first) - 1  # customer segment of each instant
+        self.seg_start = np.flatnonzero(self.first)
+        gap = np.diff(self.ts, prepend=self.ts[:1])
+        day = np.floor_divide(self.ts, _DAY_US)
+        self.n["sessions"] = (self.first | (gap > SESSION_GAP_MINUTES * 60 * _US)).astype(np.float64)
+        self.n["active_days"] = (self.first | (day != np.roll(day, 1))).astype(np.float64)
+
+        self.state: dict[str, np.ndarray] = {f"c_{name}": self._running(self.n[name]) for name in RUNNING}
+        self.state["ts"] = tsf
+        self.state["last_purchase_ts"] = self._ffill(purchase_ts)
+        self.state["first_purchase_ts"] = self._first_valid(purchase_ts)
+        for name, has in kinds.items():
+            self.state[f"last_{name}_ts"] = self._ffill(np.where(has, tsf, np.nan))
+        self.state["session_start_ts"] = self._ffill(np.where(self.n["sessions"] > 0, tsf, np.nan))
+        self.state["last_category"] = self._ffill(cat)
+        self.state["first_ts"] = tsf[self.seg_start][self.seg]
+
+    def _running(self, x: np.ndarray) -> np.ndarray:
+        total = np.cumsum(x)
+        before = total[self.seg_start] - x[self.seg_start]
+        return total - before[self.seg]
+
+    def _ffill(self, x: np.ndarray) -> np.ndarray:
+        """The latest non-null value so far within each customer (ts order)."""
+        valid = np.not_equal(x, None) if x.dtype == object else ~np.isnan(x)
+        idx = np.maximum.accumulate(np.where(valid, np.arange(len(x)), -1))
+        return _take(x, np.where(idx >= self.seg_start[self.seg], idx, -1))
+
+    def _first_valid(self, x: np.ndarray) -> np.ndarray:
+        """The first non-null value of each customer, from its instant on (a running minimum of instants)."""
+        pos = np.arange(len(x))
+        first = np.minimum.reduceat(np.where(~np.isnan(x), pos, len(x)), self.seg_start)[self.seg]
+        return _take(x, np.where(pos >= first, first, -1))
+
+    def at(self, q_owner: np.ndarray, q_ts: np.ndarray, strict: bool = False) -> np.ndarray:
+        return _asof(self.owner, self.ts, q_owner, q_ts, strict)
+
+
+def _distinct_categories(
+    owner: np.ndarray, ts: np.ndarray, category: np.ndarray, n: int, t: int, t30: int
+) -> np.ndarray:
+    """Per customer: categories with a (category, UTC day) span of events reaching into (t30, t]."""
+    has = np.not_equal(category, None)
+    if not has.any():
+        return np.zeros(n)
+    owner, ts, category = owner[has], ts[has], category[has]
+    _, code = np.unique(category.astype(str), return_inverse=True)
+    day = np.floor_divide(ts, _DAY_US)
+    order = np.lexsort((ts, day, code, owner))
+    owner, ts, code, day = owner[order], ts[order], code[order], day[order]
+    new = np.ones(len(ts), dtype=bool)
+    new[1:] = (owner[1:] != owner[:-1]) | (code[1:] != code[:-1]) | (day[1:] != day[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(ts)) - 1
+    ok = (ts[ends] > t30) & (ts[starts] <= t)
+    g_owner, g_code = owner[starts][ok], code[starts][ok]
+    distinct = np.ones(len(g_owner), dtype=bool)
+    distinct[1:] = (g_owner[1:] != g_owner[:-1]) | (g_code[1:] != g_code[:-1])
+    return np.bincount(g_owner[distinct], minlength=n).astype(np.float64)
+
+
+def customer_features_now(
+    events: pa.Table, owner: np.ndarray, ids: Sequence[str], at: pd.Timestamp, *, live: bool = True
+) -> pd.DataFrame:
+    """`features.compute.customer_features` for the spine `ids` × `at`, from `events` (occurred_at, type,
+    category, revenue, price, quantity) whose row i belongs to ids[owner[i]]: the same columns, types and
+    numbers (floating sums to rounding), in `ids` order. Events after `at` count as the SQL counts them."""
+    n = len(ids)
+    at = pd.Timestamp(at).tz_convert("UTC")
+    t = at.value // 1000
+    owner = np.asarray(owner, dtype=np.int64)
+    stamp = events.column("occurred_at")
+    keep = np.asarray(stamp.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if not keep.all():
+        events, owner = events.filter(pa.array(keep)), owner[keep]
+        stamp = events.column("occurred_at")
+    ts = _micros(stamp)
+    qty = _floats(events.column("quantity"))
+    price = _floats(events.column("price"))
+    revenue = _floats(events.column("revenue"))
+    amount = np.where(np.isnan(revenue), price * np.where(np.isnan(qty), 1.0, qty), revenue)
+    category = _objects(events.column("category"))
+    env = {"e.type": _objects(events.column("type")), "e.amount": amount, "e.quantity": qty}
+
+    spine = np.arange(n, dtype=np.int64)
+    now = np.full(n, float(t))
+    state: dict[str, np.ndarray] = {"b.t": now, "b.as_of": now}
+    if len(ts):
+        inst = _Instants(owner, ts, env, category)
+        a = inst.at(spine, now)
+        for name in (
+            "last_purchase_ts",
+            "first_purchase_ts",
+            "first_ts",
+            "session_start_ts",
+            "last_category",
+        ):
+            state[f"b.{name}"] = _take(inst.state[name], a)
+        state["b.last_ts"] = _take(inst.state["ts"], a)
+        for k in LAST_OF:
+            state[f"b.last_{k}_ts"] = _take(inst.state[f"last_{k}_ts"], a)
+        for name in RUNNING:
+            state[f"b.c_{name}"] = _take(inst.state[f"c_{name}"], a)
+        for d in WINDOW_DAYS:
+            w = inst.at(spine, now - d * _DAY_US)
+            for name in RUNNING:
+                state[f"b.w{d}_{name}"] = _take(inst.state[f"c_{name}"], w)
+        state["b.m30_events"] = _take(inst.state["c_events"], inst.at(spine, now - 30 * 60 * _US))
+        day_start = float(t - t % _DAY_US)
+        state["b.day_events"] = _take(
+            inst.state["c_events"], inst.at(spine, np.full(n, day_start), strict=True)
+        )
+        last_purchase = state["b.last_purchase_ts"]
+        state["p.c_cart_qty"] = _take(inst.state["c_cart_qty"], inst.at(spine, last_purchase))
+        t30 = now - 30 * _DAY_US
+        t_cart = np.fmax(t30, np.where(np.isnan(last_purchase), t30, last_purchase))
+        since = _take(inst.state["c_cart_adds"], inst.at(spine, t_cart))
+        state["k.cart_adds_no_purchase_30d"] = np.nan_to_num(state["b.c_cart_adds"]) - np.nan_to_num(since)
+        state["c.distinct_categories_30d"] = _distinct_categories(owner, ts, category, n, t, t - 30 * _DAY_US)
+    out: dict[str, np.ndarray | list[str] | pd.DatetimeIndex] = {
+        "customer_id": list(ids),
+        "as_of": pd.DatetimeIndex([at] * n).as_unit("us"),
+    }
+    env = _NullState(state, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, fn, kind in _program(live):
+            value = np.broadcast_to(fn(env), (n,))
+            if kind == "BIGINT":
+                out[name] = value.astype(np.int64)
+            elif kind == "VARCHAR":
+                out[name] = np.asarray(value, dtype=object)
+            else:
+                out[name] = value.astype(np.float64)
+            env.outputs[name] = out[name]
+    return pd.DataFrame(out)
+
+
+@functools.cache
+def _program(live: bool) -> list[tuple[str, Fn, str]]:
+    """The output formulas compiled once: (name, NumPy function, SQL type)."""
+    outputs = {**OUTPUTS, **(LIVE if live else {})}
+    return [(name, expr.compile(), output_kind(expr)) for name, expr in outputs.items()]
+
+
+class _NullState(dict):
+    """The state columns, any missing one (no events at all) NULL; outputs computed so far by bare name."""
+
+    def __init__(self, state: dict[str, np.ndarray], n: int) -> None:
+        super().__init__(state)
+        self.n = n
+        self.outputs: dict[str, np.ndarray] = {}
+
+    def __missing__(self, key: str) -> np.ndarray:
+        if key in self.outputs:
+            return self.outputs[key]
+        return np.full(self.n, None, dtype=object) if key == "b.last_category" else np.full(self.n, np.nan)
