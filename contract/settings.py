@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         description="The real-time engine writes recomputed rows to the Feast online store this often, in "
         "bulk (latest row per customer); reads serve rows not yet written from memory. 0: write at once.",
     )
+    live_hooks_seconds: float = Field(
+        0.2,
+        ge=0,
+        description="Live segments and webhooks (the engine's hooks) run at most this often, over every batch "
+        "applied since their last run: their cost per run is mostly fixed, and they share the interpreter with "
+        "ingestion and scoring. Scores never wait for them; `wait=settled` requests do. 0: back to back.",
+    )
     live_sweep_max_customers: int = Field(
         1_000,
         ge=1,

@@ -234,45 +234,29 @@ def evaluate(
         winner = np.where(final[seg.name], seg.name, winner)
         taken |= final[seg.name]
 
-    members, events, rows = [], [], []
+    members: list[tuple[np.ndarray, str, np.ndarray]] = []
+    events: list[pd.DataFrame] = []
+    rows: list[dict] = []
     for seg in defs.all_segments:
         if seg.name not in final:
             keep = order[was[seg.name][order]]
-            members.append(_members(ids[keep], seg.name, since[seg.name][keep]))
+            members.append((ids[keep], seg.name, since[seg.name][keep]))
             continue
         f, w = final[seg.name], was[seg.name]
         keep = order[f[order]]
-        members.append(_members(ids[keep], seg.name, since[seg.name][keep]))
+        members.append((ids[keep], seg.name, since[seg.name][keep]))
         entered, exited = np.flatnonzero(f & ~w), np.flatnonzero(w & ~f)
         entry_reason = "entered: " + (
             " and ".join(describe(seg, thresholds)) or f"lifecycle stage {seg.stage}"
         )
         if seg.suppress_on:
             entry_reason += "".join(f"; no {s.event} within {s.days:g} days" for s in seg.suppress_on)
-        events.append(
-            _events(
-                ids,
-                entered,
-                seg.name,
-                "entry",
-                np.full(len(entered), entry_reason, dtype=object),
-                consent,
-                at_ts,
-                build_id,
-            )
-        )
-        events.append(
-            _events(
-                ids,
-                exited,
-                seg.name,
-                "exit",
-                _exit_reasons(why[seg.name], exited, stage, winner),
-                consent,
-                at_ts,
-                build_id,
-            )
-        )
+        if len(entered):  # a frame per change only: live runs re-evaluate a few customers, most unchanged
+            reasons = np.full(len(entered), entry_reason, dtype=object)
+            events.append(_events(ids, entered, seg.name, "entry", reasons, consent, at_ts, build_id))
+        if len(exited):
+            reasons = _exit_reasons(why[seg.name], exited, stage, winner)
+            events.append(_events(ids, exited, seg.name, "exit", reasons, consent, at_ts, build_id))
         st = stats[seg.name]
         rows.append(
             {
@@ -304,8 +288,12 @@ def evaluate(
         events.append(members_gone[list(EVENT_COLUMNS)])
         for r in rows:
             r["exited"] += int((gone["segment"] == r["segment"]).sum())
-    membership = (
-        pd.concat(members, ignore_index=True) if members else _members(np.array([]), "", np.array([]))
+    membership = _members(
+        np.concatenate([m[0] for m in members]) if members else np.array([], dtype=object),
+        np.concatenate([np.full(len(m[0]), m[1], dtype=object) for m in members])
+        if members
+        else np.array([], dtype=object),
+        np.concatenate([m[2] for m in members]) if members else np.array([], dtype="datetime64[us]"),
     )
     ev = (
         pd.concat([e for e in events if len(e)], ignore_index=True)
@@ -315,11 +303,12 @@ def evaluate(
     return Evaluation(membership, ev, pd.DataFrame(rows, columns=list(_STAT_COLUMNS)), skipped, stage)
 
 
-def _members(ids: np.ndarray, segment: str, entered: np.ndarray) -> pd.DataFrame:
+def _members(ids: np.ndarray, segments: np.ndarray, entered: np.ndarray) -> pd.DataFrame:
+    """One membership frame (one row per customer and segment), built once per evaluation."""
     return pd.DataFrame(
         {
             "customer_id": ids.astype(object),
-            "segment": pd.Series(np.full(len(ids), segment, dtype=object)),
+            "segment": pd.Series(segments, dtype=object),
             "entered_at": pd.to_datetime(entered.astype("datetime64[us]")).tz_localize("UTC"),
         }
     )

@@ -57,11 +57,12 @@ class LiveSegments:
         build = self.store.latest_build()
         self.build_id = f"live:{build.build_id}" if build else "live"
         self.thresholds = build.thresholds if build else Thresholds()
-        self._members: dict[str, pd.DataFrame] = {}
+        self._members: dict[str, list[tuple[str, pd.Timestamp]]] = {}  # customer -> (segment, entered_at)
         st = statements(self.settings, self.ws)
         self._statements: dict[str, pd.DataFrame] = {
             str(c): g.reset_index(drop=True) for c, g in st.groupby("customer_id")
         }
+        self._consent: dict[str, dict[str, bool]] = {}  # per-customer consent state, from the statements
 
     # --- consent ----------------------------------------------------------------------------------
     def observe(self, events: pa.Table | pd.DataFrame, customer_ids: pa.Array | list[str]) -> list[str]:
@@ -86,18 +87,30 @@ class LiveSegments:
         both = both.assign(customer_id=customer, at=pd.to_datetime(both["at"], utc=True))
         latest = both.sort_values("at", kind="stable").groupby(["profile", "purpose"], as_index=False).last()
         self._statements[customer] = latest[list(STATEMENT_COLUMNS)]
+        self._consent.pop(customer, None)
 
-    def consent(self, customer_ids: list[str]) -> pd.DataFrame:
-        """customer_id + plain-bool consent_<purpose> (most restrictive over profiles; defaults)."""
-        rows = []
-        for c in customer_ids:
+    def _state(self, customer: str) -> dict[str, bool]:
+        """A customer's consent per purpose (most restrictive over profiles; defaults), kept until its
+        statements change."""
+        state = self._consent.get(customer)
+        if state is None:
             state = dict(self._defaults)
-            st = self._statements.get(c)
+            st = self._statements.get(customer)
             if st is not None:
                 for p, g in st.groupby("purpose")["granted"]:
                     state[str(p)] = bool(g.astype(bool).all())
-            rows.append({"customer_id": c, **{COLUMNS[p]: state[p] for p in PURPOSES}})
-        return pd.DataFrame(rows, columns=["customer_id", *COLUMNS.values()])
+            self._consent[customer] = state
+        return state
+
+    def consent(self, customer_ids: list[str]) -> pd.DataFrame:
+        """customer_id + plain-bool consent_<purpose> (most restrictive over profiles; defaults)."""
+        states = [self._state(c) for c in customer_ids]
+        return pd.DataFrame(
+            {
+                "customer_id": pd.Series(list(customer_ids), dtype=object),
+                **{COLUMNS[p]: pd.Series([st[p] for st in states], dtype=bool) for p in PURPOSES},
+            }
+        )
 
     def consenting(self, customer_ids: list[str], purpose: str) -> set[str]:
         """The customers among ``customer_ids`` who consent to ``purpose`` now (a webhook consent check)."""
@@ -107,15 +120,25 @@ class LiveSegments:
 
     # --- membership -------------------------------------------------------------------------------
     def _previous(self, customer_ids: list[str]) -> pd.DataFrame:
-        missing = [c for c in customer_ids if c not in self._members]
+        """Membership (customer_id, segment, entered_at) of `customer_ids` now: read from the store for a
+        customer first seen, then kept in memory."""
+        missing = [c for c in dict.fromkeys(customer_ids) if c not in self._members]
         if missing:
             cur = self.store.current(missing)
-            groups = {str(c): g for c, g in cur.groupby("customer_id")}
-            empty = cur.iloc[0:0]
             for c in missing:
-                self._members[c] = groups.get(c, empty)
-        parts = [self._members[c] for c in customer_ids]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["customer_id"])
+                self._members[c] = []
+            for c, seg, at in zip(
+                cur["customer_id"].astype(str), cur["segment"], cur["entered_at"], strict=True
+            ):
+                self._members[c].append((str(seg), at))
+        rows = [(c, seg, at) for c in customer_ids for seg, at in self._members[c]]
+        return pd.DataFrame(
+            {
+                "customer_id": pd.Series([r[0] for r in rows], dtype=object),
+                "segment": pd.Series([r[1] for r in rows], dtype=object),
+                "entered_at": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
+            }
+        )
 
     def members_of(self, customer_id: str) -> list[str]:
         """The segments a customer is in now."""
@@ -127,6 +150,7 @@ class LiveSegments:
         at = at or datetime.now(UTC)
         for absorbed, survivor in relabel.items():
             st = self._statements.pop(absorbed, None)
+            self._consent.pop(absorbed, None)
             if st is not None:
                 self._merge_statements(survivor, st)
         prev = self._previous(list(relabel))
@@ -145,7 +169,7 @@ class LiveSegments:
         consent = self.consent(list(relabel))
         exits = exits.merge(consent, on="customer_id", how="left")
         for c in relabel:
-            self._members[c] = prev.iloc[0:0]
+            self._members[c] = []
         return self._append(exits)
 
     def evaluate(self, frame: pd.DataFrame, *, at: datetime | None = None) -> pd.DataFrame:
@@ -161,10 +185,11 @@ class LiveSegments:
         result = evaluate(
             self.defs, frame, self._previous(ids), self.thresholds, at=at, build_id=self.build_id
         )
-        groups = {str(c): g for c, g in result.membership.groupby("customer_id")}
-        empty = result.membership.iloc[0:0]
         for c in ids:
-            self._members[c] = groups.get(c, empty).reset_index(drop=True)
+            self._members[c] = []
+        m = result.membership
+        for c, seg, entered in zip(m["customer_id"].astype(str), m["segment"], m["entered_at"], strict=True):
+            self._members[c].append((str(seg), entered))
         return self._append(result.events)
 
     def _append(self, events: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,8 @@ recomputes the touched customers' features with the batch feature function (`Liv
 go to the Feast online store behind the live path (`features.write_behind`, reads serve them at once). A
 request may wait until its events are *visible* (the default: the next score reflects them) or only until
 they are *durable*. The hooks (segments, webhooks) run on their own thread, after visibility, over every
-batch applied since their last run at once, so a slow hook delays neither ingestion nor scores.
+batch applied since their last run at once and at most every `live_hooks_seconds`, so a slow hook delays
+neither ingestion nor scores.
 
 Derived state is a function of the batch state plus the log: on start the engine re-applies every logged
 event not yet in the workspace `events` table, so a crash (kill -9) loses nothing that was acknowledged and
@@ -108,6 +109,7 @@ class RealtimeEngine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_pending_rows: int = 50_000,
         visible_timeout: float = 10.0,
+        hooks_interval: float = 0.0,
     ) -> None:
         self.ws = ws
         self.log = event_log
@@ -117,6 +119,7 @@ class RealtimeEngine:
         self.clock = clock
         self.max_pending_rows = max_pending_rows
         self.visible_timeout = visible_timeout
+        self.hooks_interval = hooks_interval
         self.hooks: list[Hook] = []
         self.segments: SegmentHook | None = None
         self.stats = EngineStats()
@@ -164,6 +167,7 @@ class RealtimeEngine:
             LiveFeatures.from_workspace(repo, ws),
             max_pending_rows=settings.realtime_max_pending_rows,
             visible_timeout=settings.realtime_visible_timeout_seconds,
+            hooks_interval=settings.live_hooks_seconds,
         )
         if segments:
             from serving.segments_live import SegmentHook
@@ -424,10 +428,15 @@ class RealtimeEngine:
 
     # --- the hooks' thread -----------------------------------------------------------------------------------
     def _run_hooks(self) -> None:
+        started = 0.0
         while True:
             with self._hook_cond:
                 while not self._hooked and not self._stop:
                     self._hook_cond.wait()
+                # at most one run per `hooks_interval`: batches applied meanwhile join this run
+                while not self._stop and (left := started + self.hooks_interval - time.monotonic()) > 0:
+                    self._hook_cond.wait(left)
+                started = time.monotonic()
                 if not self._hooked and self._stop and (self._thread is None or not self._thread.is_alive()):
                     return
                 batches, self._hooked = self._hooked, []
