@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from features.expr import Fn
+from features.expr import Coded, Fn
 from features.spec import (
     COUNTERS,
     LAST_OF,
@@ -51,8 +53,16 @@ def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+def _coded(column: pa.ChunkedArray | pa.Array) -> Coded:
+    """A text column dictionary-encoded by Arrow: per-row work stays in C, text is compared per value."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(array)
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return Coded(codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object))
+
+
+def _rows(value: np.ndarray | Coded, order: np.ndarray) -> np.ndarray | Coded:
+    return Coded(value.codes[order], value.values) if isinstance(value, Coded) else value[order]
 
 
 def _asof(
@@ -85,23 +95,34 @@ def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
+def _by_owner_and_time(owner: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Row order by (customer, instant), stable. Events come grouped by customer, mostly in time order, so a
+    stable sort of one int64 key runs near linear; a lexsort when customers x time span overflows it."""
+    if not len(ts):
+        return np.zeros(0, dtype=np.int64)
+    lo = int(ts.min())
+    span = int(ts.max()) - lo + 1
+    if (int(owner.max()) + 1) * span >= 2**62:
+        return np.lexsort((ts, owner))
+    return np.argsort(owner * span + (ts - lo), kind="stable")
+
+
 class _Instants:
     """Events rolled up per (customer, instant) with running state, sorted by customer then instant."""
 
-    def __init__(self, owner: np.ndarray, ts: np.ndarray, env: dict[str, np.ndarray], category: np.ndarray):
+    def __init__(self, owner: np.ndarray, ts: np.ndarray, env: dict[str, Any], category: Coded):
         m = len(owner)
-        cats = sorted({c for c in category if c is not None})
-        rank = np.full(m, -1, dtype=np.int64)
-        if cats:
-            lookup = {c: i for i, c in enumerate(cats)}
-            rank = np.fromiter((lookup.get(c, -1) for c in category), dtype=np.int64, count=m)
-        order = np.lexsort((rank, ts, owner))  # the greatest category of an instant comes last
+        by_name = np.argsort(category.values.astype(str)) if len(category.values) else np.zeros(0, np.int64)
+        cats = category.values[by_name]  # the distinct categories in text order (DuckDB's max)
+        rank_of = np.empty(len(by_name), dtype=np.int64)
+        rank_of[by_name] = np.arange(len(by_name))
+        rank = np.where(category.codes >= 0, np.append(rank_of, -1)[category.codes], -1)
+        order = _by_owner_and_time(owner, ts)
         owner, ts, rank = owner[order], ts[order], rank[order]
-        env = {k: v[order] for k, v in env.items()}
+        env = {k: _rows(v, order) for k, v in env.items()}
         new = np.ones(m, dtype=bool)
         new[1:] = (owner[1:] != owner[:-1]) | (ts[1:] != ts[:-1])
         starts = np.flatnonzero(new)
-        ends = np.append(starts[1:], m) - 1
         self.owner, self.ts = owner[starts], ts[starts]
         tsf = self.ts.astype(np.float64)
 
@@ -111,8 +132,12 @@ class _Instants:
             self.n[name] = (np.maximum if name in PER_INSTANT else np.add).reduceat(v, starts)
         paid = np.broadcast_to(np.asarray(PAID.evaluate(env), dtype=bool), (m,))
         purchase_ts = np.where(np.logical_or.reduceat(paid, starts), tsf, np.nan)
-        kinds = {k: np.logical_or.reduceat(env["e.type"] == t, starts) for k, t in LAST_OF.items()}
-        cat = np.where(rank[ends] >= 0, np.asarray([*cats, None], dtype=object)[rank[ends]], None)
+        kinds = {
+            k: np.logical_or.reduceat(env["e.type"].lookup(env["e.type"].values == t), starts)
+            for k, t in LAST_OF.items()
+        }
+        # the greatest category of an instant (DuckDB's max); rank -1 (none at the instant): None
+        cat = np.append(cats, None)[np.maximum.reduceat(rank, starts)]
 
         k = len(starts)
         self.first = np.ones(k, dtype=bool)  # first instant of its customer
@@ -133,6 +158,11 @@ class _Instants:
         self.state["session_start_ts"] = self._ffill(np.where(self.n["sessions"] > 0, tsf, np.nan))
         self.state["last_category"] = self._ffill(cat)
         self.state["first_ts"] = tsf[self.seg_start][self.seg]
+        # (customer, instant) as one sorted int64 key for `at`, when customers x time span fits
+        self._lo = int(self.ts.min())
+        self._span = int(self.ts.max()) - self._lo + 2
+        fits = (int(self.owner.max()) + 1) * self._span < 2**62
+        self._key = self.owner * self._span + (self.ts - self._lo) if fits else None
 
     def _running(self, x: np.ndarray) -> np.ndarray:
         total = np.cumsum(x)
@@ -152,26 +182,32 @@ class _Instants:
         return _take(x, np.where(pos >= first, first, -1))
 
     def at(self, q_owner: np.ndarray, q_ts: np.ndarray, strict: bool = False) -> np.ndarray:
-        return _asof(self.owner, self.ts, q_owner, q_ts, strict)
+        """`_asof` over these instants: a binary search on one (customer, instant) key when it fits in int64."""
+        if self._key is None:
+            return _asof(self.owner, self.ts, q_owner, q_ts, strict)
+        known = ~np.isnan(q_ts)
+        offset = np.clip(np.where(known, q_ts, 0) - self._lo, -1, self._span - 1).astype(np.int64)
+        pos = np.searchsorted(self._key, q_owner * self._span + offset, "left" if strict else "right") - 1
+        ok = known & (pos >= 0)
+        ok[ok] = self.owner[pos[ok]] == q_owner[ok]
+        return np.where(ok, pos, -1)
 
 
 def _distinct_categories(
-    owner: np.ndarray, ts: np.ndarray, category: np.ndarray, n: int, t: int, t30: int
+    owner: np.ndarray, ts: np.ndarray, category: Coded, n: int, t: int, t30: int
 ) -> np.ndarray:
     """Per customer: categories with a (category, UTC day) span of events reaching into (t30, t]."""
-    has = np.not_equal(category, None)
+    has = category.codes >= 0
     if not has.any():
         return np.zeros(n)
-    owner, ts, category = owner[has], ts[has], category[has]
-    _, code = np.unique(category.astype(str), return_inverse=True)
+    owner, ts, code = owner[has], ts[has], category.codes[has]
     day = np.floor_divide(ts, _DAY_US)
-    order = np.lexsort((ts, day, code, owner))
+    order = np.lexsort((day, code, owner))
     owner, ts, code, day = owner[order], ts[order], code[order], day[order]
     new = np.ones(len(ts), dtype=bool)
     new[1:] = (owner[1:] != owner[:-1]) | (code[1:] != code[:-1]) | (day[1:] != day[:-1])
     starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(ts)) - 1
-    ok = (ts[ends] > t30) & (ts[starts] <= t)
+    ok = (np.maximum.reduceat(ts, starts) > t30) & (np.minimum.reduceat(ts, starts) <= t)
     g_owner, g_code = owner[starts][ok], code[starts][ok]
     distinct = np.ones(len(g_owner), dtype=bool)
     distinct[1:] = (g_owner[1:] != g_owner[:-1]) | (g_code[1:] != g_code[:-1])
@@ -198,8 +234,8 @@ def customer_features_now(
     price = _floats(events.column("price"))
     revenue = _floats(events.column("revenue"))
     amount = np.where(np.isnan(revenue), price * np.where(np.isnan(qty), 1.0, qty), revenue)
-    category = _objects(events.column("category"))
-    env = {"e.type": _objects(events.column("type")), "e.amount": amount, "e.quantity": qty}
+    category = _coded(events.column("category"))
+    env = {"e.type": _coded(events.column("type")), "e.amount": amount, "e.quantity": qty}
 
     spine = np.arange(n, dtype=np.int64)
     now = np.full(n, float(t))

@@ -143,7 +143,24 @@ _COMPARE = {"=": np.equal, ">=": np.greater_equal, ">": np.greater, "<=": np.les
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
-def _compare(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Coded:
+    """A text column as dictionary codes (-1: NULL) into its few distinct `values`: comparisons run over the
+    values and are looked up by code, not once per row on Python strings."""
+
+    codes: np.ndarray
+    values: np.ndarray  # object array of str
+
+    def lookup(self, per_value: np.ndarray) -> np.ndarray:
+        """A per-value boolean result spread to the rows (False for NULL)."""
+        return np.append(np.asarray(per_value, dtype=bool), False)[self.codes]
+
+
+def _compare(op: str, a: Any, b: Any) -> np.ndarray:
+    if isinstance(a, Coded):
+        return a.lookup(_compare(op, a.values, b))
+    if isinstance(b, Coded):
+        return b.lookup(_compare(op, a, b.values))
     if a.dtype == object or b.dtype == object:  # text: NULL (None) compares false
         if op != "=":
             raise NotImplementedError(f"text comparison {op}")
@@ -240,7 +257,9 @@ def _round(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-def _isin(x: np.ndarray, values: list[Any]) -> np.ndarray:
+def _isin(x: Any, values: list[Any]) -> np.ndarray:
+    if isinstance(x, Coded):
+        return x.lookup(_isin(x.values, values))
     return np.not_equal(x, None) & np.isin(x, values)
 
 
