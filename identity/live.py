@@ -184,7 +184,8 @@ class LiveIdentity:
             if not rows[i]:
                 raise ContractError("identifiers", "an event needs at least one identifier", ids[i])
         ev = self.evidence
-        seeds = {k for r in rows for k in r}
+        # a later sighting of one known identifier adds no evidence: nothing to re-decide for it
+        seeds = {k for r, t in zip(rows, ts, strict=True) if not self._known_alone(r, t) for k in r}
         closed = ev.closure(self._may_lose_edges(rows))
         was_unlinking = {k for k in seeds if k in ev.first_seen and ev.is_unlinking(k)}
         fresh: dict[str, int] = {}
@@ -276,6 +277,14 @@ class LiveIdentity:
             dict(aliases),
             moved,
         )
+
+    def _known_alone(self, row: tuple[Key, ...], ts: int) -> bool:
+        """An event whose only identifier is already placed and not first seen by it: it moves no edge,
+        guard or first sighting, so its customer is the identifier's (most app events, once logged in)."""
+        if len(row) != 1 or row[0] not in self._cust:
+            return False
+        first = self.evidence.first_seen.get(row[0])
+        return first is not None and ts >= first
 
     def _may_lose_edges(self, rows: list[tuple[Key, ...]]) -> set[Key]:
         """Identifiers whose edges the batch may remove: a new user_id observation can make another user_id
