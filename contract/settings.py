@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         description="The real-time engine writes recomputed rows to the Feast online store this often, in "
-        "bulk (latest row per customer); reads serve rows not yet written from memory. 0: write at once.",
+        "bulk (latest row per customer), at most a tenth of the time under load; reads serve rows not yet "
+        "written from memory. 0: write at once.",
     )
     live_hooks_seconds: float = Field(
         0.2,
