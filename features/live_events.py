@@ -119,9 +119,25 @@ class HeldEvents:
 
     # --- changes ---
     def add(self, events: pa.Table, customer_ids: pa.Array) -> None:
-        """Append `events` (one customer id each); an event_id the customer already holds is skipped."""
-        for customer, part in split_by_customer(conform(events), customer_ids).items():
-            self._append(customer, part, dedupe=True)
+        """Append `events` (one customer id each); an event_id one of their customers already holds (a replay) is skipped.
+
+        The replay check is one membership test for the whole batch, not one per customer: every Arrow call
+        gives up the interpreter and, under load, waits up to a switch interval to get it back."""
+        events = conform(events)
+        ids = (
+            pa.array(customer_ids)
+            if not isinstance(customer_ids, pa.Array | pa.ChunkedArray)
+            else customer_ids
+        )
+        held = [
+            self._by_customer[c]["event_id"] for c in pc.unique(ids).to_pylist() if c in self._by_customer
+        ]
+        if held:
+            known = pa.chunked_array([chunk for col in held for chunk in col.chunks], pa.string())
+            fresh = pc.invert(pc.is_in(events["event_id"], value_set=known))
+            events, ids = events.filter(fresh), ids.filter(fresh)
+        for customer, part in split_by_customer(events, ids).items():
+            self._append(customer, part, dedupe=False)
 
     def fold(self, final: dict[str, str]) -> set[str]:
         """Move each absorbed customer's events to its survivor (`final`: absorbed -> final survivor);

@@ -25,6 +25,7 @@ them on with ``BENTOML_CONFIG_OPTIONS`` when ``settings.access_log`` is set.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -78,6 +79,10 @@ class CXIService:
         self._store = None
         self._open_engine()
         self._load()
+        # The loaded state (identity graph, held events, models: ~0.5M objects) lives as long as the process;
+        # left to the collector, each full collection walks it (~0.3 s pauses at 1,000 events/s).
+        gc.collect()
+        gc.freeze()
 
     def _open_engine(self) -> RealtimeEngine | None:
         """The real-time engine (log, live identity, live features), opened once; None when disabled/failed."""
