@@ -3,9 +3,10 @@
 Baseline: the bare Feast path the issue names, `write_to_online_store` of one precomputed row (both views)
 then `get_online_features` of it — no feature computation at all. Candidate: `LiveFeatures.update` with a
 micro-batch of 1, 10 and 50 events (random known customers): append, recompute the touched customers with the
-batch feature function at `now`, write both views; `read` of one customer whose row is a minute old with live
+feature definition at `now`, write both views; `read` of one customer whose row is a minute old with live
 windows (served as stored: one Feast read; before the read policy this recomputed) and of a row older than
-`max_age` (recompute at read time + write back); the feature query's fixed cost before/after parsing it once;
+`max_age` (recompute at read time + write back); one customer's features by the SQL engine (the batch
+statement, before/after parsing it once) against the NumPy engine the live path runs;
 a bulk `sweep` refreshing every row. On a store of ~100k events (SQLite online store).
 
     .venv/bin/python -m benchmarks.live_features --events 100000 --reps 200
@@ -24,12 +25,14 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
 from contract.settings import Settings
 from features.compute import _check_inputs, customer_features_frame, feature_sql
+from features.compute_live import customer_features_now
 from features.definitions import JOIN_KEY, VIEWS, snapshot_path
 from features.live import LiveFeatures
 from features.live_events import EVENTS_SCHEMA
@@ -102,19 +105,31 @@ def feature_query_before_after(live: LiveFeatures, reps: int) -> dict[str, Stats
     def after(i: int) -> None:
         customer_features_frame(con, "ev", "sp", live=True, checked=False)
 
+    body = live.events_of("c3")
+    owner = np.zeros(body.num_rows, np.int64)
+
+    def numpy_engine(i: int) -> None:
+        customer_features_now(body, owner, ["c3"], pd.Timestamp(at))
+
     con.execute("SET enable_progress_bar = false")
-    samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
-    for _ in range(reps):  # interleaved: a shared machine's load hits both alike
-        for name, fn in (("before", before), ("after", after)):
+    samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": [], "numpy": []}
+    for _ in range(reps):  # interleaved: a shared machine's load hits all alike
+        for name, fn in (("before", before), ("after", after), ("numpy", numpy_engine)):
             t, c = time.perf_counter(), time.process_time()
             fn(0)
             samples[name].append(((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000))
     out: dict[str, Stats] = {}
-    for (name, rows), what in zip(
-        samples.items(), ("parse + checks each call", "parsed once, unchecked"), strict=True
+    for (_name, rows), what in zip(
+        samples.items(),
+        (
+            "SQL engine, parse + checks each call",
+            "SQL engine, parsed once, unchecked",
+            "NumPy engine, live path",
+        ),
+        strict=True,
     ):
         wall, cpu = np.asarray([w for w, _ in rows]), np.asarray([c for _, c in rows])
-        out[f"feature query, 1 customer: {name} ({what})"] = (
+        out[f"feature definition, 1 customer: {what}"] = (
             float(np.percentile(wall, 50)),
             float(np.percentile(wall, 99)),
             float(wall.mean()),

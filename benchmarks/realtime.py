@@ -156,7 +156,9 @@ async def sustained(url: str, users: list[str], rate: float, seconds: float, bat
             if as_of is None or datetime.fromisoformat(as_of) < sent_at.replace(microsecond=0):
                 stale += 1
                 if stale <= 3:
-                    console.log(f"stale score: sent {sent_at.isoformat()}, features_as_of {as_of}, {s.json()}")
+                    console.log(
+                        f"stale score: sent {sent_at.isoformat()}, features_as_of {as_of}, {s.json()}"
+                    )
             visible.append((t2 - t0) * 1000)
 
         tasks: list[asyncio.Task[None]] = []

@@ -1,7 +1,8 @@
-"""The one feature function: per-customer activity features as of any instant, in one DuckDB query.
+"""The feature definition's SQL engine: per-customer activity features as of any instant, in one DuckDB query.
 
-Used by the batch job (a spine of customer × day) and, later, by the real-time path (a spine of one
-customer × now): both get the very same numbers. Only events at or before each row's ``as_of`` count.
+Used by the batch job (a spine of customer × day) and for training; the statement is rendered from
+`features.spec`, whose formulas the live path evaluates with NumPy (`features.compute_live`), so both get the
+very same numbers. Only events at or before each row's ``as_of`` count.
 
 How it stays fast without a Python loop or a wide range join: events are rolled up per (customer, instant)
 with running totals; a count over the window ``(as_of - N days, as_of]`` is then the running total at
@@ -216,7 +217,7 @@ def customer_features_frame(
     """`customer_features` run at once into pandas: the same statement, executed eagerly.
 
     A DuckDB relation binds its query once when built and again when run; executing the parsed statement
-    directly saves that second bind and the parse, which count on the live path. `checked=False` skips the
+    directly saves that second bind and the parse, which count for small spines. `checked=False` skips the
     input checks (two DESCRIBEs) for a caller whose views have a fixed, known schema."""
     if checked:
         _check_inputs(con, events_view, spine_view)

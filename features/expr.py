@@ -232,9 +232,9 @@ class Func(Expr):
             case "cast_double":
                 (x,) = f
                 return lambda env: _float(x(env))
-            case "cast_bigint":  # SQL rounds half away from zero; NULL stays NaN (callers coalesce first)
+            case "cast_bigint":  # DuckDB casts DOUBLE to BIGINT half to even, as rint; NULL stays NaN
                 (x,) = f
-                return lambda env: _round(_float(x(env)))
+                return lambda env: np.rint(_float(x(env)))
             case "in":
                 x, values = f[0], list(self.args[1:])
                 return lambda env: _isin(x(env), values)
@@ -251,10 +251,6 @@ def _coalesce(x: np.ndarray, default: np.ndarray) -> np.ndarray:
 
 def _nullif(x: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(x == value, np.nan, x)
-
-
-def _round(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def _isin(x: Any, values: list[Any]) -> np.ndarray:

@@ -257,22 +257,15 @@ class LiveFeatures:
 
         The stored row is served (one Feast read, none when every row still waits to be written) unless its
         short windows ran out since it was computed or it is older than `max_age`: then it is recomputed at
-        `now` from the events in memory, and written back when that moves it forward. Customers without events are returned as the store has them."""
+        `now` from the events in memory, and written back when that moves it forward. Customers without
+        events are returned as the store has them."""
         at = _utc(now)
         names = feature_names(service)
         ids = list(customer_ids)
+        frame = self._served(ids, service, names)
         with self._lock:
-            frame = self.writer.waiting(ids, names)  # just computed, not yet written: no store read
-            cleared = self.writer.cleared
-        stored = self.repo.online(ids, service) if frame is None else None  # outside the lock: updates go on
-        with self._lock:
-            if stored is not None:
-                if (
-                    self.writer.cleared != cleared
-                ):  # rows stopped waiting during the read: it may predate them
-                    stored = self.repo.online(ids, service)
-                frame = self.writer.overlay(stored, names)
-            assert frame is not None
+            if frame is None:  # flushes kept landing during the store reads: read under the lock
+                frame = self.writer.overlay(self.repo.online(ids, service), names)
             stale, behind = self._stale(frame, _us(at))
             if not stale.any():
                 return frame
@@ -283,6 +276,22 @@ class LiveFeatures:
                 self.writer.emit(fresh[fresh[JOIN_KEY].isin(forward)], now)
                 self._record(forward, at)
             return place_rows(frame, stale, fresh, names)
+
+    def _served(self, ids: list[str], service: str, names: list[str], tries: int = 3) -> pd.DataFrame | None:
+        """What a read starts from, without holding the lock over a store read: the rows waiting to be written
+        when every id has one, else the store's rows with waiting ones in place. A store read that a flush
+        overlapped may predate rows that flush wrote, so it is tried again; None after `tries` overlaps."""
+        for _ in range(tries):
+            with self._lock:
+                frame = self.writer.waiting(ids, names)  # just computed, not yet written: no store read
+                if frame is not None:
+                    return frame
+                cleared = self.writer.cleared
+            stored = self.repo.online(ids, service)
+            with self._lock:
+                if self.writer.cleared == cleared:
+                    return self.writer.overlay(stored, names)
+        return None
 
     # --- the sweeper ---
     def sweep(self, now: datetime) -> int:

@@ -46,7 +46,7 @@ class Periodic:
             try:
                 self.fn()
             except Exception:
-                log.exception("%s failed; retrying in %.1fs", self._thread.name, self.interval_s)
+                log.exception("%s failed; retrying at the next call", self._thread.name)
             wait = next_wait(self.interval_s, time.monotonic() - started, self.max_duty)
 
     def start(self) -> Periodic:

@@ -2,7 +2,8 @@
 
 Two engines run this one definition and must agree to the last digit the data allows:
 
-* `features.compute`: one DuckDB statement (batch snapshots, training, the scale profile's Spark SQL);
+* `features.compute`: one DuckDB statement (batch snapshots and training; plain SQL, so a Spark profile can
+  run the same text);
 * `features.compute_live`: NumPy over the few customers an event touches (the live path, where DuckDB's fixed
   ~30 ms planning cost per statement is the whole latency budget).
 

@@ -55,7 +55,11 @@ def place_rows(frame: pd.DataFrame, mask: np.ndarray, source: pd.DataFrame, name
             column[at] = new if isinstance(old.dtype, pd.DatetimeTZDtype) else new.to_numpy()
         elif name in names:
             new = source[name].to_numpy()[pos]
-            column = old.to_numpy(dtype=_common_dtype(old.dtype, new.dtype), copy=True)
+            kind = _common_dtype(old.dtype, new.dtype)
+            if kind == np.dtype("float64"):  # pandas' nullable numbers: NA -> NaN
+                column = old.to_numpy(dtype=kind, copy=True, na_value=np.nan)
+            else:
+                column = old.to_numpy(dtype=kind, copy=True)
             column[at] = new
         else:
             column = old.to_numpy()

@@ -153,3 +153,46 @@ def test_a_known_history_reads_as_expected() -> None:
     row = got.iloc[0]
     assert (row.purchases_7d, row.revenue_7d, row.cart_items, row.events_30m) == (1, 15.0, 3, 3)
     assert row.last_category == "shoes" and row.session_minutes == 20.0
+
+
+def test_one_customers_revenue_never_carries_anothers_rounding() -> None:
+    """Running totals restart per customer: a return that cancels a purchase nets to exactly zero even when
+    another customer in the same batch has a large, non-round revenue."""
+    big = {"who": "a", "second": 0, "type": "purchase", "category": None, "price": None, "quantity": None}
+    rows = [{**big, "minute": m, "revenue": 1e9 / 3} for m in range(0, 600, 60)] + [
+        {**big, "who": "b", "minute": 10, "revenue": 20.1},
+        {**big, "who": "b", "minute": 20, "revenue": -20.1},
+    ]
+    for at, total in ((T0 + timedelta(minutes=15), 20.1), (T0 + timedelta(days=1), 0.0)):
+        want, got = engines(rows, at, ["a", "b"])
+        assert_same(want, got)
+        assert got.set_index("customer_id").loc["b", "revenue_total"] == total
+
+
+def test_the_overflow_fallback_finds_the_same_instants() -> None:
+    """`_asof` (the lexsort path, for time spans too wide for one int64 key) agrees with the key search."""
+    from features.compute_live import _asof, _Instants
+
+    rng = np.random.default_rng(5)
+    owner = np.sort(rng.integers(0, 4, 200))
+    ts = rng.integers(0, 10**9, 200)
+    rows = len(owner)
+    env = {"e.type": _coded_types(rows), "e.amount": np.zeros(rows), "e.quantity": np.ones(rows)}
+    inst = _Instants(owner, ts, env, _coded_categories(rows))
+    q_owner = rng.integers(0, 4, 500)
+    q_ts = rng.integers(-10, 10**9 + 10, 500).astype(float)
+    q_ts[::17] = np.nan
+    for strict in (False, True):
+        assert (inst.at(q_owner, q_ts, strict) == _asof(inst.owner, inst.ts, q_owner, q_ts, strict)).all()
+
+
+def _coded_types(n: int):  # type: ignore[no-untyped-def]
+    from features.expr import Coded
+
+    return Coded(np.zeros(n, np.int64), np.asarray(["page_view"], dtype=object))
+
+
+def _coded_categories(n: int):  # type: ignore[no-untyped-def]
+    from features.expr import Coded
+
+    return Coded(np.full(n, -1, np.int64), np.asarray([], dtype=object))

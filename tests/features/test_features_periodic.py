@@ -17,9 +17,9 @@ def test_a_short_call_waits_the_interval_and_a_long_one_keeps_its_duty() -> None
 
 
 def test_bad_pacing_is_refused_with_the_field() -> None:
-    with pytest.raises(ContractError, match="^max_duty"):
+    with pytest.raises(ContractError, match=r"^max_duty"):
         Periodic(lambda: None, 1.0, "x", max_duty=0.0)
-    with pytest.raises(ContractError, match="^interval_s"):
+    with pytest.raises(ContractError, match=r"^interval_s"):
         Periodic(lambda: None, 0.0, "x")
 
 
