@@ -87,7 +87,7 @@ def feature_sql(events_view: str, spine_view: str, *, live: bool = False) -> str
         for name in RUNNING
     )
     last_of = ",\n        ".join(
-        f"max(CASE WHEN e.type = '{t}' THEN e.ts END) AS {k}_ts" for k, t in LAST_OF.items()
+        f"max(CASE WHEN {which.sql()} THEN e.ts END) AS {k}_ts" for k, which in LAST_OF.items()
     )
     running_last = ",\n        ".join(
         f"max({k}_ts) OVER (PARTITION BY customer_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS last_{k}_ts"

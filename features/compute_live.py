@@ -95,16 +95,23 @@ def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
+def _owner_time_key(owner: np.ndarray, ts: np.ndarray, pad: int = 0) -> tuple[np.ndarray | None, int, int]:
+    """(customer, instant) as one int64, ordered as the pair: owner * span + (ts - lo), with `pad` spare
+    offsets past the latest instant; (None, lo, span) when customers x span would overflow it."""
+    lo = int(ts.min())
+    span = int(ts.max()) - lo + 1 + pad
+    if (int(owner.max()) + 1) * span >= 2**62:
+        return None, lo, span
+    return owner * span + (ts - lo), lo, span
+
+
 def _by_owner_and_time(owner: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Row order by (customer, instant), stable. Events come grouped by customer, mostly in time order, so a
-    stable sort of one int64 key runs near linear; a lexsort when customers x time span overflows it."""
+    stable sort of one int64 key runs near linear; a lexsort when the key would overflow."""
     if not len(ts):
         return np.zeros(0, dtype=np.int64)
-    lo = int(ts.min())
-    span = int(ts.max()) - lo + 1
-    if (int(owner.max()) + 1) * span >= 2**62:
-        return np.lexsort((ts, owner))
-    return np.argsort(owner * span + (ts - lo), kind="stable")
+    key, _, _ = _owner_time_key(owner, ts)
+    return np.lexsort((ts, owner)) if key is None else np.argsort(key, kind="stable")
 
 
 class _Instants:
@@ -133,8 +140,10 @@ class _Instants:
         paid = np.broadcast_to(np.asarray(PAID.evaluate(env), dtype=bool), (m,))
         purchase_ts = np.where(np.logical_or.reduceat(paid, starts), tsf, np.nan)
         kinds = {
-            k: np.logical_or.reduceat(env["e.type"].lookup(env["e.type"].values == t), starts)
-            for k, t in LAST_OF.items()
+            k: np.logical_or.reduceat(
+                np.broadcast_to(np.asarray(which.evaluate(env), dtype=bool), (m,)), starts
+            )
+            for k, which in LAST_OF.items()
         }
         # the greatest category of an instant (DuckDB's max); rank -1 (none at the instant): None
         cat = np.append(cats, None)[np.maximum.reduceat(rank, starts)]
@@ -158,11 +167,8 @@ class _Instants:
         self.state["session_start_ts"] = self._ffill(np.where(self.n["sessions"] > 0, tsf, np.nan))
         self.state["last_category"] = self._ffill(cat)
         self.state["first_ts"] = tsf[self.seg_start][self.seg]
-        # (customer, instant) as one sorted int64 key for `at`, when customers x time span fits
-        self._lo = int(self.ts.min())
-        self._span = int(self.ts.max()) - self._lo + 2
-        fits = (int(self.owner.max()) + 1) * self._span < 2**62
-        self._key = self.owner * self._span + (self.ts - self._lo) if fits else None
+        # the instants' sorted (customer, instant) key for `at`; one spare offset past the latest instant
+        self._key, self._lo, self._span = _owner_time_key(self.owner, self.ts, pad=1)
 
     def _running(self, x: np.ndarray) -> np.ndarray:
         """Running total within each customer. Whole numbers (counts) sum exactly in one pass; amounts are
@@ -303,7 +309,7 @@ def customer_features_now(
 def _program(live: bool) -> list[tuple[str, Fn, str]]:
     """The output formulas compiled once: (name, NumPy function, SQL type)."""
     outputs = {**OUTPUTS, **(LIVE if live else {})}
-    return [(name, expr.compile(), output_kind(expr)) for name, expr in outputs.items()]
+    return [(name, expr.fn, output_kind(expr)) for name, expr in outputs.items()]
 
 
 class _NullState(dict):

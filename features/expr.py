@@ -12,6 +12,7 @@ comparison with a NULL is false (as `CASE WHEN NULL` is), `greatest` ignores NUL
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,14 @@ class Expr:
         ~90 formulas per event: per-node dispatch would cost more than the arithmetic)."""
         raise NotImplementedError
 
+    @functools.cached_property
+    def fn(self) -> Fn:
+        """`compile()`, once per expression."""
+        return self.compile()
+
     def evaluate(self, env: Env) -> np.ndarray:
-        fn = self.__dict__.get("_fn")
-        if fn is None:
-            fn = self.__dict__["_fn"] = self.compile()
         with np.errstate(divide="ignore", invalid="ignore"):
-            return fn(env)
+            return self.fn(env)
 
     def _op(self, op: str, other: Any, swap: bool = False) -> Expr:
         a, b = (_lift(other), self) if swap else (self, _lift(other))

@@ -77,13 +77,13 @@ PER_INSTANT = frozenset({"purchases"})
 #: Running totals: the counters, plus sessions and active days (flags on each customer's instants).
 RUNNING: tuple[str, ...] = (*COUNTERS, "sessions", "active_days")
 
-#: Event types whose latest instant is kept: name -> event type.
-LAST_OF: dict[str, str] = {
-    "email_open": "email_open",
-    "email_click": "email_click",
-    "cart_add": "add_to_cart",
-    "product_view": "product_view",
-    "support_ticket": "support_ticket",
+#: Events whose latest instant is kept: name -> which events (a predicate over one event row `e`).
+LAST_OF: dict[str, Expr] = {
+    "email_open": _is("email_open"),
+    "email_click": _is("email_click"),
+    "cart_add": _is("add_to_cart"),
+    "product_view": _is("product_view"),
+    "support_ticket": _is("support_ticket"),
 }
 
 #: Window lengths in days; the state is read as of each window's start too (`b.w{d}_<running>`).
