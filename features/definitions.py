@@ -18,6 +18,7 @@ from contract.errors import NotFoundError
 from contract.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from feast import Entity, FeatureService, FeatureView, FileSource
 
 ENTITY = "customer"
@@ -122,6 +123,14 @@ FEATURES: tuple[tuple[str, Kind, str], ...] = (
     ),
     ("snapshot_at", "int", "The snapshot's as_of, unix seconds (tells a reader how fresh the row is)."),
 )
+
+
+def features_as_of(snapshot_at: object) -> pd.DatetimeIndex:
+    """When rows were computed, as UTC instants, from their `snapshot_at` (unix seconds)."""
+    import pandas as pd
+
+    return pd.DatetimeIndex(pd.to_datetime(snapshot_at, unit="s", utc=True))
+
 
 #: The live view's features (`features.compute.LIVE_COLUMNS`, same order), then the shared `snapshot_at`.
 LIVE_FEATURES: tuple[tuple[str, Kind, str], ...] = (

@@ -137,7 +137,7 @@ class HeldEvents:
             fresh = pc.invert(pc.is_in(events["event_id"], value_set=known))
             events, ids = events.filter(fresh), ids.filter(fresh)
         for customer, part in split_by_customer(events, ids).items():
-            self._append(customer, part, dedupe=False)
+            self._append(customer, part)
 
     def fold(self, final: dict[str, str]) -> set[str]:
         """Move each absorbed customer's events to its survivor (`final`: absorbed -> final survivor);
@@ -147,7 +147,7 @@ class HeldEvents:
             moved |= {absorbed, survivor}
             part = self._by_customer.pop(absorbed, None)
             if part is not None:
-                self._append(survivor, part, dedupe=False)
+                self._append(survivor, part)
         return moved
 
     def move(self, target: dict[str, str]) -> list[str]:
@@ -172,20 +172,14 @@ class HeldEvents:
                 del self._by_customer[c]
         new_ids = pa.array([target[e] for e in moving["event_id"].to_pylist()], pa.string())
         for customer, part in split_by_customer(moving, new_ids).items():
-            self._append(customer, part, dedupe=False)
+            self._append(customer, part)
         return owners
 
-    def _append(self, customer: str, part: pa.Table, *, dedupe: bool) -> None:
+    def _append(self, customer: str, part: pa.Table) -> None:
         old = self._by_customer.get(customer)
         if old is None:
             self._by_customer[customer] = part
             return
-        if dedupe:
-            part = part.filter(
-                pc.invert(pc.is_in(part["event_id"], value_set=old["event_id"].combine_chunks()))
-            )
-            if part.num_rows == 0:
-                return
         new = pa.concat_tables([old, part])
         self._by_customer[customer] = new.combine_chunks() if new.column(0).num_chunks > _MAX_CHUNKS else new
 

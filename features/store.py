@@ -27,6 +27,7 @@ from features.definitions import (
     TIMESTAMP_FIELD,
     VIEWS,
     feature_names,
+    features_as_of,
     snapshot_path,
 )
 
@@ -213,5 +214,5 @@ class FeatureRepo:
         frame = self.store.get_online_features(features=self._service(service), entity_rows=rows).to_df()
         names = feature_names(service)
         frame = frame[[JOIN_KEY, *names]]
-        frame["features_as_of"] = pd.to_datetime(frame["snapshot_at"], unit="s", utc=True)
+        frame["features_as_of"] = features_as_of(frame["snapshot_at"].to_numpy())
         return frame

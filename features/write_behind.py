@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.definitions import JOIN_KEY, VIEWS
+from features.definitions import JOIN_KEY, VIEWS, features_as_of
 from features.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def place_rows(frame: pd.DataFrame, mask: np.ndarray, source: pd.DataFrame, name
     for name in frame.columns:
         old = frame[name]
         if name == "features_as_of":
-            new = pd.to_datetime(source["snapshot_at"].to_numpy()[pos], unit="s", utc=True)
+            new = features_as_of(source["snapshot_at"].to_numpy()[pos])
             column = (
                 old.array.copy() if isinstance(old.dtype, pd.DatetimeTZDtype) else old.to_numpy(copy=True)
             )
@@ -133,7 +133,7 @@ class OnlineWriter:
         rows, _ = self._rows({c: self._unwritten[c] for c in customer_ids})
         pos = pd.Index(rows[JOIN_KEY]).get_indexer(customer_ids)
         frame = rows.iloc[pos][[JOIN_KEY, *names]].reset_index(drop=True)
-        frame["features_as_of"] = pd.to_datetime(frame["snapshot_at"].to_numpy(), unit="s", utc=True)
+        frame["features_as_of"] = features_as_of(frame["snapshot_at"].to_numpy())
         return frame
 
     def overlay(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
