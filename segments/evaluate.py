@@ -289,11 +289,9 @@ def evaluate(
         for r in rows:
             r["exited"] += int((gone["segment"] == r["segment"]).sum())
     membership = _members(
-        np.concatenate([m[0] for m in members]) if members else np.array([], dtype=object),
-        np.concatenate([np.full(len(m[0]), m[1], dtype=object) for m in members])
-        if members
-        else np.array([], dtype=object),
-        np.concatenate([m[2] for m in members]) if members else np.array([], dtype="datetime64[us]"),
+        np.concatenate([np.empty(0, object), *(m[0] for m in members)]),
+        np.concatenate([np.empty(0, object), *(np.full(len(m[0]), m[1], dtype=object) for m in members)]),
+        np.concatenate([np.empty(0, "datetime64[us]"), *(m[2] for m in members)]),
     )
     ev = (
         pd.concat([e for e in events if len(e)], ignore_index=True)

@@ -124,13 +124,7 @@ class LiveSegments:
         customer first seen, then kept in memory."""
         missing = [c for c in dict.fromkeys(customer_ids) if c not in self._members]
         if missing:
-            cur = self.store.current(missing)
-            for c in missing:
-                self._members[c] = []
-            for c, seg, at in zip(
-                cur["customer_id"].astype(str), cur["segment"], cur["entered_at"], strict=True
-            ):
-                self._members[c].append((str(seg), at))
+            self._remember(missing, self.store.current(missing))
         rows = [(c, seg, at) for c in customer_ids for seg, at in self._members[c]]
         return pd.DataFrame(
             {
@@ -139,6 +133,18 @@ class LiveSegments:
                 "entered_at": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
             }
         )
+
+    def _remember(self, customer_ids: list[str], membership: pd.DataFrame) -> None:
+        """`customer_ids`' memberships are now `membership`'s rows of them (none: in no segment)."""
+        for c in customer_ids:
+            self._members[c] = []
+        for c, seg, entered in zip(
+            membership["customer_id"].astype(str),
+            membership["segment"],
+            membership["entered_at"],
+            strict=True,
+        ):
+            self._members[c].append((str(seg), entered))
 
     def members_of(self, customer_id: str) -> list[str]:
         """The segments a customer is in now."""
@@ -185,11 +191,7 @@ class LiveSegments:
         result = evaluate(
             self.defs, frame, self._previous(ids), self.thresholds, at=at, build_id=self.build_id
         )
-        for c in ids:
-            self._members[c] = []
-        m = result.membership
-        for c, seg, entered in zip(m["customer_id"].astype(str), m["segment"], m["entered_at"], strict=True):
-            self._members[c].append((str(seg), entered))
+        self._remember(ids, result.membership)
         return self._append(result.events)
 
     def _append(self, events: pd.DataFrame) -> pd.DataFrame:

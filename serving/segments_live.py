@@ -84,7 +84,7 @@ class SegmentHook:
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
         for name, champ in self.champions.items():
             X = frame[champ.feature_names]
-            numeric = all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes)  # the applier's rows are
+            numeric = all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes)  # the applier's rows: one cast
             X = X.astype("float64") if numeric else X.apply(pd.to_numeric, errors="coerce").astype("float64")
             frame[SCORE_COLUMNS[name]] = champ.predict(X)
         return frame

@@ -58,6 +58,14 @@ api = FastAPI(
 )
 
 
+def _freeze_loaded_state() -> None:
+    """Keep what was just loaded (identity graph, held events, models: ~0.5M objects, as long-lived as the
+    process) out of the cyclic collector, whose full collections walked it (~0.25 s pauses at 1,000 events/s).
+    Frozen objects are never collected: a champion replaced later stays in memory (a model, a few MB each)."""
+    gc.collect()
+    gc.freeze()
+
+
 @bentoml.service(
     name="cxi",
     workers=1,
@@ -79,11 +87,6 @@ class CXIService:
         self._store = None
         self._open_engine()
         self._load()
-        # The loaded state (identity graph, held events, models: ~0.5M objects) lives as long as the process;
-        # left to the collector, each full collection walks it (~0.25 s pauses at 1,000 events/s). Frozen
-        # objects are never collected: a champion replaced later stays in memory (a model, a few MB each).
-        gc.collect()
-        gc.freeze()
 
     def _open_engine(self) -> RealtimeEngine | None:
         """The real-time engine (log, live identity, live features), opened once; None when disabled/failed."""
@@ -96,6 +99,7 @@ class CXIService:
 
                     self._engine = RealtimeEngine.open(self.settings)
                     self._engine_error = None
+                    _freeze_loaded_state()
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
                     if error != self._engine_error:
@@ -116,7 +120,7 @@ class CXIService:
                     engine = self._open_engine()
                     self._scorer = ChurnScorer.from_settings(self.settings, identity=engine, features=engine)
                     self._error = None
-                    gc.freeze()  # a scorer loaded late (after start-up) is long-lived too
+                    _freeze_loaded_state()
                 except Exception as exc:  # a probe must answer, not crash the worker; the log keeps the trace
                     error = f"{type(exc).__name__}: {exc}"
                     if error != self._error:  # log each new reason once, not on every probe
