@@ -6,7 +6,8 @@ micro-batch of 1, 10 and 50 events (random known customers): append, recompute t
 feature definition at `now`, write both views; `read` of one customer whose row is a minute old with live
 windows (served as stored: one Feast read; before the read policy this recomputed) and of a row older than
 `max_age` (recompute at read time + write back); one customer's features by the SQL engine (the batch
-statement, before/after parsing it once) against the NumPy engine the live path runs;
+statement, before/after parsing it once) against the NumPy engine over all its events and over its kept state
+continued by one appended event (what the live path runs);
 a bulk `sweep` refreshing every row. On a store of ~100k events (SQLite online store).
 
     .venv/bin/python -m benchmarks.live_features --events 100000 --reps 200
@@ -36,6 +37,7 @@ from features.compute_live import customer_features_now
 from features.definitions import JOIN_KEY, VIEWS, snapshot_path
 from features.live import LiveFeatures
 from features.live_events import EVENTS_SCHEMA
+from features.live_state import FeatureStates
 from features.snapshots import write_snapshots
 from features.store import FeatureRepo
 
@@ -111,10 +113,21 @@ def feature_query_before_after(live: LiveFeatures, reps: int) -> dict[str, Stats
     def numpy_engine(i: int) -> None:
         customer_features_now(body, owner, ["c3"], pd.Timestamp(at))
 
+    # the live path: the customer's kept state continued by one more event each call
+    states = FeatureStates()
+    extra = synthetic(reps + 1, 1, 1, seed=7, start=START + timedelta(days=61)).sort_by("occurred_at")
+    extra = extra.select(body.column_names)
+    grown = iter([pa.concat_tables([body, extra.slice(0, k + 1)]) for k in range(reps + 1)])
+    states.features(["c3"], [body], pd.Timestamp(at))
+
+    def kept_state(i: int) -> None:
+        states.features(["c3"], [next(grown)], pd.Timestamp(at))
+
     con.execute("SET enable_progress_bar = false")
-    samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": [], "numpy": []}
+    samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": [], "numpy": [], "kept": []}
+    engines = (("before", before), ("after", after), ("numpy", numpy_engine), ("kept", kept_state))
     for _ in range(reps):  # interleaved: a shared machine's load hits all alike
-        for name, fn in (("before", before), ("after", after), ("numpy", numpy_engine)):
+        for name, fn in engines:
             t, c = time.perf_counter(), time.process_time()
             fn(0)
             samples[name].append(((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000))
@@ -124,7 +137,8 @@ def feature_query_before_after(live: LiveFeatures, reps: int) -> dict[str, Stats
         (
             "SQL engine, parse + checks each call",
             "SQL engine, parsed once, unchecked",
-            "NumPy engine, live path",
+            "NumPy engine, all its events",
+            "NumPy engine, kept state + 1 appended event (live path)",
         ),
         strict=True,
     ):

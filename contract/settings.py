@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "applied since their last run: their cost per run is mostly fixed, and they share the interpreter with "
         "ingestion and scoring. Scores never wait for them; `wait=settled` requests do. 0: back to back.",
     )
+    live_state_max_instants: int = Field(
+        500_000,
+        ge=0,
+        description="Per-(customer, instant) feature state the live path keeps so a new event costs O(its own "
+        "work), not O(the customer's history) (features/live_state.py; ~250 bytes per instant). Past this many, "
+        "the least recently touched customers are dropped and rebuilt from their events when next touched.",
+    )
     live_sweep_max_customers: int = Field(
         1_000,
         ge=1,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -114,10 +115,77 @@ def _by_owner_and_time(owner: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return np.lexsort((ts, owner)) if key is None else np.argsort(key, kind="stable")
 
 
-class _Instants:
-    """Events rolled up per (customer, instant) with running state, sorted by customer then instant."""
+#: The per-instant state columns held as float64 rows of `_Instants.F` (instants as float µs; NaN: none).
+FLOAT_STATE: tuple[str, ...] = (
+    *(f"c_{name}" for name in RUNNING),
+    "ts",
+    "last_purchase_ts",
+    "first_purchase_ts",
+    *(f"last_{k}_ts" for k in LAST_OF),
+    "session_start_ts",
+    "first_ts",
+)
+_ROW = {name: i for i, name in enumerate(FLOAT_STATE)}
 
-    def __init__(self, owner: np.ndarray, ts: np.ndarray, env: dict[str, Any], category: Coded):
+
+@dataclass
+class EventArrays:
+    """The events' columns the state needs, as arrays: owner (index of the customer), instant (µs), the
+    evaluation environment of the counters and the category codes; rows without an instant are dropped."""
+
+    owner: np.ndarray
+    ts: np.ndarray
+    env: dict[str, Any]
+    category: Coded
+
+    @classmethod
+    def from_table(cls, events: pa.Table, owner: np.ndarray) -> EventArrays:
+        owner = np.asarray(owner, dtype=np.int64)
+        stamp = events.column("occurred_at")
+        if stamp.null_count:
+            keep = np.asarray(stamp.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            events, owner = events.filter(pa.array(keep)), owner[keep]
+            stamp = events.column("occurred_at")
+        qty = _floats(events.column("quantity"))
+        price = _floats(events.column("price"))
+        revenue = _floats(events.column("revenue"))
+        amount = np.where(np.isnan(revenue), price * np.where(np.isnan(qty), 1.0, qty), revenue)
+        env = {"e.type": _coded(events.column("type")), "e.amount": amount, "e.quantity": qty}
+        return cls(owner, _micros(stamp), env, _coded(events.column("category")))
+
+
+class _Instants:
+    """Events rolled up per (customer, instant) with running state, sorted by customer then instant.
+
+    `F` holds the float state (rows named by `FLOAT_STATE`), `cat` the latest category so far. Built from
+    events (`build`), optionally continuing each customer from its previous last instant (`prev`: what the
+    customer's earlier events left, for events all later than those), or stacked from per-customer parts."""
+
+    def __init__(self, owner: np.ndarray, ts: np.ndarray, F: np.ndarray, cat: np.ndarray) -> None:
+        self.owner, self.ts, self.F, self.cat = owner, ts, F, cat
+        self.state: dict[str, np.ndarray] = {name: F[i] for name, i in _ROW.items()}
+        self.state["last_category"] = cat
+        # the instants' sorted (customer, instant) key for `at`; one spare offset past the latest instant
+        self._key, self._lo, self._span = _owner_time_key(owner, ts, pad=1) if len(ts) else (None, 0, 1)
+
+    @classmethod
+    def stack(cls, parts: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> _Instants:
+        """Per-customer parts (owner index, ts, F columns, cat), already each in instant order."""
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((len(_ROW), 0)), _NONE)
+        owner = np.repeat(
+            np.fromiter((p[0] for p in parts), np.int64, len(parts)), [len(p[1]) for p in parts]
+        )
+        return cls(
+            owner,
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts], axis=1),
+            np.concatenate([p[3] for p in parts]),
+        )
+
+    @classmethod
+    def build(cls, rows: EventArrays, prev: Previous | None = None) -> _Instants:
+        owner, ts, env, category = rows.owner, rows.ts, rows.env, rows.category
         m = len(owner)
         by_name = np.asarray(sorted(range(len(category.values)), key=category.values.__getitem__), np.int64)
         cats = category.values[by_name]  # the distinct categories in text order (DuckDB's max)
@@ -130,72 +198,72 @@ class _Instants:
         new = np.ones(m, dtype=bool)
         new[1:] = (owner[1:] != owner[:-1]) | (ts[1:] != ts[:-1])
         starts = np.flatnonzero(new)
-        self.owner, self.ts = owner[starts], ts[starts]
-        tsf = self.ts.astype(np.float64)
+        i_owner, i_ts = owner[starts], ts[starts]
+        tsf = i_ts.astype(np.float64)
+        k = len(starts)
 
-        self.n: dict[str, np.ndarray] = {}
+        n: dict[str, np.ndarray] = {}
         for name, expr in COUNTERS.items():
             v = np.broadcast_to(np.asarray(expr.evaluate(env), dtype=np.float64), (m,))
-            self.n[name] = (np.maximum if name in PER_INSTANT else np.add).reduceat(v, starts)
+            n[name] = (np.maximum if name in PER_INSTANT else np.add).reduceat(v, starts)
         paid = np.broadcast_to(np.asarray(PAID.evaluate(env), dtype=bool), (m,))
         purchase_ts = np.where(np.logical_or.reduceat(paid, starts), tsf, np.nan)
         kinds = {
-            k: np.logical_or.reduceat(
+            kind: np.logical_or.reduceat(
                 np.broadcast_to(np.asarray(which.evaluate(env), dtype=bool), (m,)), starts
             )
-            for k, which in LAST_OF.items()
+            for kind, which in LAST_OF.items()
         }
         # the greatest category of an instant (DuckDB's max); rank -1 (none at the instant): None
         cat = np.append(cats, None)[np.maximum.reduceat(rank, starts)]
 
-        k = len(starts)
-        self.first = np.ones(k, dtype=bool)  # first instant of its customer
-        self.first[1:] = self.owner[1:] != self.owner[:-1]
-        self.seg = np.cumsum(self.first) - 1  # customer segment of each instant
-        self.seg_start = np.flatnonzero(self.first)
-        gap = np.diff(self.ts, prepend=self.ts[:1])
-        day = np.floor_divide(self.ts, _DAY_US)
-        self.n["sessions"] = (self.first | (gap > SESSION_GAP_MINUTES * 60 * _US)).astype(np.float64)
-        self.n["active_days"] = (self.first | (day != np.roll(day, 1))).astype(np.float64)
+        seg = _Segments(i_owner)
+        # what each instant's customer had before this call (NaN / None: nothing)
+        before = (
+            prev.F[:, i_owner[seg.start]]
+            if prev is not None
+            else np.full((len(_ROW), len(seg.start)), np.nan)
+        )
+        before_cat = prev.cat[i_owner[seg.start]] if prev is not None else np.full(len(seg.start), None)
+        before_ts = before[_ROW["ts"]]
+        continued = ~np.isnan(before_ts)  # per segment: the customer has earlier instants
+        # gap and UTC day of each instant's predecessor (the customer's previous instant, if any)
+        prev_ts = np.empty(k, dtype=np.float64)
+        prev_ts[1:] = tsf[:-1]
+        prev_ts[seg.start] = before_ts
+        day = np.floor_divide(i_ts, _DAY_US)
+        first = np.isnan(prev_ts)  # the customer's very first instant
+        gap = tsf - prev_ts
+        n["sessions"] = (first | (gap > SESSION_GAP_MINUTES * 60 * _US)).astype(np.float64)
+        n["active_days"] = (first | (day != np.floor_divide(prev_ts, _DAY_US))).astype(np.float64)
 
-        self.state: dict[str, np.ndarray] = {f"c_{name}": self._running(self.n[name]) for name in RUNNING}
-        self.state["ts"] = tsf
-        self.state["last_purchase_ts"] = self._ffill(purchase_ts)
-        self.state["first_purchase_ts"] = self._first_valid(purchase_ts)
-        for name, has in kinds.items():
-            self.state[f"last_{name}_ts"] = self._ffill(np.where(has, tsf, np.nan))
-        self.state["session_start_ts"] = self._ffill(np.where(self.n["sessions"] > 0, tsf, np.nan))
-        self.state["last_category"] = self._ffill(cat)
-        self.state["first_ts"] = tsf[self.seg_start][self.seg]
-        # the instants' sorted (customer, instant) key for `at`; one spare offset past the latest instant
-        self._key, self._lo, self._span = _owner_time_key(self.owner, self.ts, pad=1)
+        F = np.empty((len(_ROW), k), dtype=np.float64)
+        for name in RUNNING:
+            F[_ROW[f"c_{name}"]] = seg.running(n[name], np.nan_to_num(before[_ROW[f"c_{name}"]]))
+        F[_ROW["ts"]] = tsf
+        F[_ROW["last_purchase_ts"]] = seg.ffill(purchase_ts, before[_ROW["last_purchase_ts"]])
+        F[_ROW["first_purchase_ts"]] = seg.first_valid(purchase_ts, before[_ROW["first_purchase_ts"]])
+        for kind, has in kinds.items():
+            F[_ROW[f"last_{kind}_ts"]] = seg.ffill(
+                np.where(has, tsf, np.nan), before[_ROW[f"last_{kind}_ts"]]
+            )
+        F[_ROW["session_start_ts"]] = seg.ffill(
+            np.where(n["sessions"] > 0, tsf, np.nan), before[_ROW["session_start_ts"]]
+        )
+        first_ts = before[_ROW["first_ts"]]
+        F[_ROW["first_ts"]] = np.where(continued, first_ts, tsf[seg.start])[seg.of]
+        return cls(i_owner, i_ts, F, seg.ffill(cat, before_cat))
 
-    def _running(self, x: np.ndarray) -> np.ndarray:
-        """Running total within each customer. Whole numbers (counts) sum exactly in one pass; amounts are
-        summed customer by customer, so one customer's total never carries another's rounding."""
-        if np.array_equal(x, np.floor(x)):
-            total = np.cumsum(x)
-            before = total[self.seg_start] - x[self.seg_start]
-            return total - before[self.seg]
-        out = np.empty_like(x)
-        for s, e in zip(self.seg_start, [*self.seg_start[1:], len(x)], strict=True):
-            np.cumsum(x[s:e], out=out[s:e])
-        return out
-
-    def _ffill(self, x: np.ndarray) -> np.ndarray:
-        """The latest non-null value so far within each customer (ts order)."""
-        valid = np.not_equal(x, None) if x.dtype == object else ~np.isnan(x)
-        idx = np.maximum.accumulate(np.where(valid, np.arange(len(x)), -1))
-        return _take(x, np.where(idx >= self.seg_start[self.seg], idx, -1))
-
-    def _first_valid(self, x: np.ndarray) -> np.ndarray:
-        """The first non-null value of each customer, from its instant on (a running minimum of instants)."""
-        pos = np.arange(len(x))
-        first = np.minimum.reduceat(np.where(~np.isnan(x), pos, len(x)), self.seg_start)[self.seg]
-        return _take(x, np.where(pos >= first, first, -1))
+    def parts(self) -> list[tuple[int, slice]]:
+        """(owner index, its instants) per customer present, in order."""
+        seg = _Segments(self.owner)
+        ends = [*seg.start[1:].tolist(), len(self.owner)]
+        return [(int(self.owner[s]), slice(s, e)) for s, e in zip(seg.start.tolist(), ends, strict=True)]
 
     def at(self, q_owner: np.ndarray, q_ts: np.ndarray, strict: bool = False) -> np.ndarray:
         """`_asof` over these instants: a binary search on one (customer, instant) key when it fits in int64."""
+        if not len(self.ts):
+            return np.full(len(q_owner), -1, dtype=np.int64)
         if self._key is None:
             return _asof(self.owner, self.ts, q_owner, q_ts, strict)
         known = ~np.isnan(q_ts)
@@ -206,14 +274,74 @@ class _Instants:
         return np.where(ok, pos, -1)
 
 
+_NONE = np.zeros(0, dtype=object)
+
+
+@dataclass
+class Previous:
+    """Per customer (by owner index): the state of its last instant so far, `F` columns (ts NaN: none)
+    and the latest category; what `_Instants.build` continues from."""
+
+    F: np.ndarray
+    cat: np.ndarray
+
+
+class _Segments:
+    """The runs of one customer in owner-sorted instants, and running operations within them."""
+
+    def __init__(self, owner: np.ndarray) -> None:
+        starts = np.ones(len(owner), dtype=bool)
+        starts[1:] = owner[1:] != owner[:-1]
+        self.start = np.flatnonzero(starts)
+        self.of = np.cumsum(starts) - 1  # segment of each instant
+
+    def running(self, x: np.ndarray, carry: np.ndarray) -> np.ndarray:
+        """Running total within each segment, from `carry` (per segment). Whole numbers (counts) sum exactly
+        in one pass; other amounts are summed segment by segment from their carry, in order, so one customer's
+        total never carries another's rounding and a continued total equals the one summed from the start."""
+        if np.array_equal(x, np.floor(x)) and np.array_equal(carry, np.floor(carry)):
+            total = np.cumsum(x)
+            before = total[self.start] - x[self.start]
+            return total - before[self.of] + carry[self.of]
+        out = np.empty_like(x)
+        ends = [*self.start[1:].tolist(), len(x)]
+        for s, e, c in zip(self.start.tolist(), ends, carry.tolist(), strict=True):
+            if c == 0.0:
+                np.cumsum(x[s:e], out=out[s:e])
+            else:
+                out[s:e] = np.cumsum(np.concatenate([[c], x[s:e]]))[1:]
+        return out
+
+    def ffill(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """The latest non-null value so far within each segment (ts order); before the first, `initial`."""
+        valid = np.not_equal(x, None) if x.dtype == object else ~np.isnan(x)
+        idx = np.maximum.accumulate(np.where(valid, np.arange(len(x)), -1))
+        out = _take(x, np.where(idx >= self.start[self.of], idx, -1))
+        missing = idx < self.start[self.of]
+        if missing.any():
+            out[missing] = np.asarray(initial, dtype=out.dtype)[self.of[missing]]
+        return out
+
+    def first_valid(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:
+        """The first non-null value of each segment, from its instant on (a running minimum of instants);
+        `initial` where the customer already had one."""
+        pos = np.arange(len(x))
+        first = np.minimum.reduceat(np.where(~np.isnan(x), pos, len(x)), self.start)[self.of]
+        out = _take(x, np.where(pos >= first, first, -1))
+        had = ~np.isnan(initial)[self.of]
+        out[had] = initial[self.of[had]]
+        return out
+
+
 def _distinct_categories(
-    owner: np.ndarray, ts: np.ndarray, category: Coded, n: int, t: int, t30: int
+    owner: np.ndarray, ts: np.ndarray, codes: np.ndarray, n: int, t: int, t30: int
 ) -> np.ndarray:
-    """Per customer: categories with a (category, UTC day) span of events reaching into (t30, t]."""
-    has = category.codes >= 0
+    """Per customer: categories with a (category, UTC day) span of events reaching into (t30, t]. Only days
+    from t30's on can reach into it, so only their events are grouped."""
+    has = (codes >= 0) & (ts >= t30 - t30 % _DAY_US)
     if not has.any():
         return np.zeros(n)
-    owner, ts, code = owner[has], ts[has], category.codes[has]
+    owner, ts, code = owner[has], ts[has], codes[has]
     day = np.floor_divide(ts, _DAY_US)
     order = np.lexsort((day, code, owner))
     owner, ts, code, day = owner[order], ts[order], code[order], day[order]
@@ -233,28 +361,30 @@ def customer_features_now(
     """`features.compute.customer_features` for the spine `ids` × `at`, from `events` (occurred_at, type,
     category, revenue, price, quantity) whose row i belongs to ids[owner[i]]: the same columns, types and
     numbers (floating sums to rounding), in `ids` order. Events after `at` count as the SQL counts them."""
+    rows = EventArrays.from_table(events, owner)
+    inst = _Instants.build(rows) if len(rows.ts) else None
+    return features_at(inst, rows.owner, rows.ts, rows.category.codes, ids, at, live=live)
+
+
+def features_at(
+    inst: _Instants | None,
+    ev_owner: np.ndarray,
+    ev_ts: np.ndarray,
+    ev_category: np.ndarray,
+    ids: Sequence[str],
+    at: pd.Timestamp,
+    *,
+    live: bool = True,
+) -> pd.DataFrame:
+    """The feature rows of `ids` at `at` from their instants' state (None: no events at all) and, per event,
+    owner, instant and category code (codes need only be consistent within a customer)."""
     n = len(ids)
     at = pd.Timestamp(at).tz_convert("UTC")
     t = at.value // 1000
-    owner = np.asarray(owner, dtype=np.int64)
-    stamp = events.column("occurred_at")
-    keep = np.asarray(stamp.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    if not keep.all():
-        events, owner = events.filter(pa.array(keep)), owner[keep]
-        stamp = events.column("occurred_at")
-    ts = _micros(stamp)
-    qty = _floats(events.column("quantity"))
-    price = _floats(events.column("price"))
-    revenue = _floats(events.column("revenue"))
-    amount = np.where(np.isnan(revenue), price * np.where(np.isnan(qty), 1.0, qty), revenue)
-    category = _coded(events.column("category"))
-    env = {"e.type": _coded(events.column("type")), "e.amount": amount, "e.quantity": qty}
-
     spine = np.arange(n, dtype=np.int64)
     now = np.full(n, float(t))
     state: dict[str, np.ndarray] = {"b.t": now, "b.as_of": now}
-    if len(ts):
-        inst = _Instants(owner, ts, env, category)
+    if inst is not None and len(inst.ts):
         a = inst.at(spine, now)
         for name in (
             "last_purchase_ts",
@@ -284,7 +414,9 @@ def customer_features_now(
         t_cart = np.fmax(t30, np.where(np.isnan(last_purchase), t30, last_purchase))
         since = _take(inst.state["c_cart_adds"], inst.at(spine, t_cart))
         state["k.cart_adds_no_purchase_30d"] = np.nan_to_num(state["b.c_cart_adds"]) - np.nan_to_num(since)
-        state["c.distinct_categories_30d"] = _distinct_categories(owner, ts, category, n, t, t - 30 * _DAY_US)
+        state["c.distinct_categories_30d"] = _distinct_categories(
+            ev_owner, ev_ts, ev_category, n, t, t - 30 * _DAY_US
+        )
     out: dict[str, np.ndarray | list[str] | pd.DatetimeIndex] = {
         "customer_id": list(ids),
         "as_of": pd.DatetimeIndex(np.full(n, t, dtype="datetime64[us]")).tz_localize("UTC"),

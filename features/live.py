@@ -2,9 +2,10 @@
 
 `LiveFeatures` keeps every resolved event in memory as per-customer Arrow tables
 (`features.live_events.HeldEvents`), so a recompute reads only the touched customers' rows: no scan of the log.
-The numbers come from `features.compute_live.customer_features_now`, the NumPy engine of the one feature
-definition (`features.spec`) whose SQL engine writes the batch snapshots, over a spine of touched customers ×
-`now`, and are written to the Feast online store, one `write_to_online_store` call per feature view.
+The numbers come from `features.compute_live`, the NumPy engine of the one feature definition (`features.spec`)
+whose SQL engine writes the batch snapshots, over a spine of touched customers × `now`; each customer's engine
+state is kept and continued by the events appended since (`features.live_state`), so a micro-batch costs
+O(its events). The rows are written to the Feast online store, one `write_to_online_store` call per view.
 
 Time moves windows without new events. A read serves the stored row (a Feast read) unless its short windows
 have changed since it was computed (`features.expiry`: a 30-minute window or the session ran out, a UTC
@@ -36,10 +37,10 @@ import pyarrow.compute as pc
 from contract.errors import ContractError
 from contract.workspace import Workspace
 from features.compute import EVENT_COLUMNS
-from features.compute_live import customer_features_now
 from features.definitions import JOIN_KEY, feature_names
 from features.expiry import NEVER, Schedule, next_change
-from features.live_events import HeldEvents, concat_owned, final_survivors, newest_first
+from features.live_events import HeldEvents, final_survivors, newest_first
+from features.live_state import FeatureStates
 from features.periodic import Periodic
 from features.write_behind import OnlineWriter, place_rows
 
@@ -78,6 +79,7 @@ class LiveFeatures:
         self.refresh = timedelta(seconds=settings.live_refresh_seconds)
         self.sweep_limit = settings.live_sweep_max_customers
         self._events = HeldEvents(history)
+        self.states = FeatureStates(settings.live_state_max_instants)  # continued by appended events
         self._schedule = Schedule()
         self._lock = threading.RLock()
         #: The frame the last `update` computed and wrote (every column at its `now`), for hooks that need it.
@@ -141,6 +143,7 @@ class LiveFeatures:
         with self._updating, self._lock:
             final = final_survivors(relabel)
             moved = self._events.fold(final)
+            self.states.invalidate(final)  # absorbed: their events now belong to the survivors
             ids = (
                 customer_ids.combine_chunks()
                 if isinstance(customer_ids, pa.ChunkedArray)
@@ -165,26 +168,32 @@ class LiveFeatures:
             return []
         with self._updating, self._lock:
             owners = self._events.move(target)
+            self.states.invalidate(owners)  # events taken out of the middle of their tables
             touched = list(dict.fromkeys([*owners, *dict.fromkeys(customer_ids)]))
         self._write(touched, now)
         return touched
 
-    def _run(self, ids: list[str], body: pa.Table, owner: np.ndarray, at: pd.Timestamp) -> pd.DataFrame:
-        """The feature definition at `at` over the gathered events, spine = ids × at."""
-        return customer_features_now(body, owner, ids, at)
+    def _snapshot(self, ids: list[str]) -> tuple[list[pa.Table | None], list[int]]:
+        """The customers' held tables (immutable) and their state tokens, taken together (under `_lock`)."""
+        return [self._events.get(c) for c in ids], self.states.generations(ids)
+
+    def _run(
+        self, ids: list[str], snapshot: tuple[list[pa.Table | None], list[int]], at: pd.Timestamp
+    ) -> pd.DataFrame:
+        """The feature definition at `at` over a snapshot of the customers' events, spine = ids × at."""
+        tables, generations = snapshot
+        return self.states.features(ids, tables, at, generations=generations)
 
     def compute(self, customer_ids: Iterable[str], now: datetime) -> pd.DataFrame:
         """The batch function at `now` for `customer_ids` (order kept, duplicates dropped): every column."""
         at = _utc(now)
         ids = list(dict.fromkeys(customer_ids))
         with self._lock:
-            body, owner = self._events.gather(ids)
-            return self._run(ids, body, owner, at)
+            return self._run(ids, self._snapshot(ids), at)
 
     def _changes(self, ids: list[str], as_of: np.ndarray) -> np.ndarray:
         """`features.expiry.next_change` for `ids` at their `as_of` (µs), from the events held."""
-        body, owner = self._events.gather(ids)
-        ts = body["occurred_at"].cast(pa.int64()).to_numpy()
+        owner, ts = self.states.event_times(ids, [self._events.get(c) for c in ids])
         return next_change(owner, ts, as_of)
 
     def _record(self, ids: list[str], at: pd.Timestamp) -> None:
@@ -206,8 +215,8 @@ class LiveFeatures:
         ids = list(dict.fromkeys(customer_ids))
         with self._updating:
             with self._lock:
-                body, owner = self._events.gather(ids)
-            frame = self._run(ids, body, owner, at)
+                snapshot = self._snapshot(ids)
+            frame = self._run(ids, snapshot, at)
             with self._lock:
                 self.writer.emit(frame, now)
                 self._record(ids, at)
@@ -321,16 +330,14 @@ class LiveFeatures:
     def _sweep_chunk(self, customers: list[str], at: pd.Timestamp) -> int:
         at_us = _us(at)
         with self._lock:
-            snapshot = {
-                c: self._events.get(c)
-                for c in customers
-                if c in self._events and self._schedule.written.get(c, at_us) <= at_us
-            }
-        if not snapshot:
+            ids = [
+                c for c in customers if c in self._events and self._schedule.written.get(c, at_us) <= at_us
+            ]
+            tables, generations = self._snapshot(ids)
+        if not ids:
             return 0
-        ids = list(snapshot)
-        body, owner = concat_owned(list(snapshot.values()))
-        frame = self._run(ids, body, owner, at)
+        snapshot = dict(zip(ids, tables, strict=True))
+        frame = self._run(ids, (tables, generations), at)
         written = 0
         for start in range(0, len(ids), _SWEEP_WRITE):
             with self._lock:

@@ -171,14 +171,14 @@ def test_one_customers_revenue_never_carries_anothers_rounding() -> None:
 
 def test_the_overflow_fallback_finds_the_same_instants() -> None:
     """`_asof` (the lexsort path, for time spans too wide for one int64 key) agrees with the key search."""
-    from features.compute_live import _asof, _Instants
+    from features.compute_live import EventArrays, _asof, _Instants
 
     rng = np.random.default_rng(5)
     owner = np.sort(rng.integers(0, 4, 200))
     ts = rng.integers(0, 10**9, 200)
     rows = len(owner)
     env = {"e.type": _coded_types(rows), "e.amount": np.zeros(rows), "e.quantity": np.ones(rows)}
-    inst = _Instants(owner, ts, env, _coded_categories(rows))
+    inst = _Instants.build(EventArrays(owner, ts, env, _coded_categories(rows)))
     q_owner = rng.integers(0, 4, 500)
     q_ts = rng.integers(-10, 10**9 + 10, 500).astype(float)
     q_ts[::17] = np.nan

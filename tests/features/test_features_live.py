@@ -228,12 +228,10 @@ def test_the_sweeper_expires_windows_in_the_store_without_a_read(repo) -> None:
 
 
 def test_a_fresh_row_is_served_without_running_the_feature_query(repo, monkeypatch) -> None:
-    import features.live as live
-
     calls = []
-    real = live.customer_features_now
-    monkeypatch.setattr(live, "customer_features_now", lambda *a, **k: calls.append(1) or real(*a, **k))
     state = LiveFeatures(repo)
+    real = state.states.features
+    monkeypatch.setattr(state.states, "features", lambda *a, **k: calls.append(1) or real(*a, **k))
     t = T0 + timedelta(days=30)
     rows = [{"event_id": "fr1", "occurred_at": t, "type": "product_view", "category": "hats"}]
     state.update(events_table(rows), pa.array(["fresh-1"]), {}, t)

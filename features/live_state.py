@@ -1,0 +1,257 @@
+"""Each live customer's feature state, kept between calls and continued with the events appended since.
+
+The NumPy engine (`features.compute_live`) rolls a customer's events up into per-instant state (running
+totals, latest instants, session starts) and then reads it at `now`. Building that state is the part that
+grows with the customer's history, yet a live event only appends to it: `FeatureStates` keeps every customer's
+state from the last call and builds state only for the events appended since (`_Instants.build` with the
+customer's last instant as `Previous`), so a micro-batch costs O(its events), not O(the touched customers'
+histories). Reading the state at `now` (`compute_live.features_at`) is the same code either way.
+
+A customer is built from all its events instead when the appended events are not all later than its last
+instant (an out-of-order or same-instant event, or a merge appending an absorbed profile's older events), and
+when its events changed otherwise (`invalidate`: an unmerge moved some away, a profile was absorbed). The result
+equals the from-scratch engine exactly (`tests/features/test_features_live_state.py`, a property over random
+append sequences).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.compute_live import FLOAT_STATE, EventArrays, Previous, _Instants, features_at
+from features.expr import Coded
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A run of one customer's instants (ts, F columns, latest category) and of its events (ts, category)."""
+
+    ts: np.ndarray
+    F: np.ndarray
+    cat: np.ndarray
+    ev_ts: np.ndarray
+    ev_cat: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Entry:
+    rows: int  # held events covered, rows without an instant included
+    parts: tuple[_Part, ...]
+
+    @property
+    def instants(self) -> int:
+        return sum(len(p.ts) for p in self.parts)
+
+
+_MAX_PARTS = 8  # parts per customer before they are joined into one
+
+
+class FeatureStates:
+    """Per-customer engine state keyed by customer id; see the module docstring.
+
+    `features(ids, tables, at)` takes each customer's held events table (None: no events); a table with more
+    rows than the state covers is taken as the covered rows plus appended ones, so whoever changes a held table
+    in any other way must `invalidate` that customer. Thread-safe: state is replaced, never mutated, and a
+    state computed from tables that an `invalidate` overtook (`generations`) is not kept. At most
+    `max_instants` instants are kept, the least recently used customers dropped first (built again when
+    next asked)."""
+
+    def __init__(self, max_instants: int = 2_000_000) -> None:
+        self.max_instants = max_instants
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._instants = 0
+        self._generation: dict[str, int] = {}
+        self._codes: dict[str, int] = {}  # category -> code, one numbering for every customer
+        self._lock = threading.Lock()
+        self.built = 0  # customers built from all their events (counters for tests and benchmarks)
+        self.continued = 0  # customers continued from their kept state
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def invalidate(self, customers: Iterable[str]) -> None:
+        """Forget these customers' state: their held events changed other than by appending."""
+        with self._lock:
+            for c in customers:
+                self._generation[c] = self._generation.get(c, 0) + 1
+                self._drop(c)
+
+    def generations(self, ids: Sequence[str]) -> list[int]:
+        """Tokens to take with the tables (under the lock that `invalidate` is called under) when `features`
+        runs later: a state built from tables that an `invalidate` overtook is then not kept."""
+        with self._lock:
+            return [self._generation.get(c, 0) for c in ids]
+
+    def features(
+        self,
+        ids: Sequence[str],
+        tables: Sequence[pa.Table | None],
+        at: pd.Timestamp,
+        *,
+        live: bool = True,
+        generations: list[int] | None = None,
+    ) -> pd.DataFrame:
+        """`compute_live.customer_features_now` for `ids` (tables[i]: ids[i]'s held events) at `at`;
+        `generations` as taken with the tables (default: now)."""
+        with self._lock:
+            entries = [self._entries.get(c) for c in ids]
+            if generations is None:
+                generations = [self._generation.get(c, 0) for c in ids]
+        n = len(ids)
+        append: list[int] = []  # owners whose appended rows continue their state
+        build: list[int] = []  # owners built from all their events
+        for i, (table, entry) in enumerate(zip(tables, entries, strict=True)):
+            rows = 0 if table is None else table.num_rows
+            if rows == 0 or (entry is not None and entry.rows == rows):
+                continue
+            (append if entry is not None and entry.rows < rows else build).append(i)
+        new: dict[int, list[_Part]] = {}
+        if append:
+            prev = self._previous(n, {i: entries[i] for i in append})
+            rows, owner = _gather([tables[i].slice(entries[i].rows) for i in append], append)  # type: ignore[union-attr]
+            arrays = EventArrays.from_table(rows, owner)
+            # continuing needs every appended instant after the customer's last one; else build it whole
+            first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(first, arrays.owner, arrays.ts)
+            late = first.astype(np.float64) <= prev.F[FLOAT_STATE.index("ts")]
+            if late.any():
+                build.extend(i for i in append if late[i])
+                arrays = _keep(arrays, ~late[arrays.owner])
+            new.update(self._parts(arrays, prev))
+        if build:
+            rows, owner = _gather([tables[i] for i in build], build)  # type: ignore[misc]
+            new.update(self._parts(EventArrays.from_table(rows, owner), None))
+        states: list[tuple[int, _Part]] = []
+        fresh: dict[str, _Entry] = {}
+        rebuilt, changed = set(build), {*append, *build}
+        for i, (c, table, entry) in enumerate(zip(ids, tables, entries, strict=True)):
+            if table is None or table.num_rows == 0:
+                continue
+            if i in changed:
+                kept = () if (i in rebuilt or entry is None) else entry.parts
+                entry = _Entry(table.num_rows, _joined((*kept, *new.get(i, ()))))
+                fresh[c] = entry
+            assert entry is not None
+            states.extend((i, p) for p in entry.parts)
+        self.built += len(build)
+        self.continued += len(append) - len(rebuilt.intersection(append))
+        self._keep_fresh(ids, generations, fresh)
+        inst = _Instants.stack([(i, p.ts, p.F, p.cat) for i, p in states])
+        ev_owner = np.repeat(
+            np.fromiter((i for i, _ in states), np.int64, len(states)), [len(p.ev_ts) for _, p in states]
+        )
+        ev_ts = np.concatenate([p.ev_ts for _, p in states]) if states else np.zeros(0, np.int64)
+        ev_cat = np.concatenate([p.ev_cat for _, p in states]) if states else np.zeros(0, np.int64)
+        return features_at(inst, ev_owner, ev_ts, ev_cat, ids, at, live=live)
+
+    def event_times(
+        self, ids: Sequence[str], tables: Sequence[pa.Table | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(owner index, instant µs) of the customers' events: from their kept state where it covers
+        `tables` (what `features` just computed), else read from the tables."""
+        with self._lock:
+            entries = [self._entries.get(c) for c in ids]
+        kept: list[tuple[int, np.ndarray]] = []
+        missing: list[int] = []
+        for i, (table, entry) in enumerate(zip(tables, entries, strict=True)):
+            if table is None or table.num_rows == 0:
+                continue
+            if entry is None or entry.rows != table.num_rows:
+                missing.append(i)
+            else:
+                kept.extend((i, p.ev_ts) for p in entry.parts)
+        owner = [np.repeat(np.asarray([i for i, _ in kept], np.int64), [len(t) for _, t in kept])]
+        ts = [t for _, t in kept]
+        if missing:
+            rows, read_owner = _gather([tables[i] for i in missing], missing)  # type: ignore[misc]
+            stamp = rows.column("occurred_at")
+            valid = np.asarray(stamp.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            owner.append(read_owner[valid])
+            ts.append(np.asarray(stamp.cast(pa.int64()).fill_null(0).to_numpy(), np.int64)[valid])
+        return np.concatenate(owner), np.concatenate([np.zeros(0, np.int64), *ts])
+
+    # --- helpers ---
+    def _previous(self, n: int, entries: dict[int, _Entry]) -> Previous:
+        F = np.full((len(FLOAT_STATE), n), np.nan)
+        cat = np.full(n, None, dtype=object)
+        for i, entry in entries.items():
+            last = next((p for p in reversed(entry.parts) if len(p.ts)), None)
+            if last is not None:
+                F[:, i] = last.F[:, -1]
+                cat[i] = last.cat[-1]
+        return Previous(F, cat)
+
+    def _parts(self, arrays: EventArrays, prev: Previous | None) -> dict[int, list[_Part]]:
+        """The state of `arrays`' events as one part per owner (continuing `prev`)."""
+        if not len(arrays.ts):
+            return {}
+        inst = _Instants.build(arrays, prev)
+        codes = self._global(arrays.category)
+        order = np.argsort(arrays.owner, kind="stable")
+        ev_owner, ev_ts, ev_cat = arrays.owner[order], arrays.ts[order], codes[order]
+        parts = inst.parts()
+        owners = np.asarray([owner for owner, _ in parts], dtype=np.int64)
+        bounds = np.searchsorted(ev_owner, owners, "left")
+        ends = np.searchsorted(ev_owner, owners, "right")
+        out: dict[int, list[_Part]] = {}
+        for (owner, s), lo, hi in zip(parts, bounds.tolist(), ends.tolist(), strict=True):
+            out[owner] = [_Part(inst.ts[s], inst.F[:, s], inst.cat[s], ev_ts[lo:hi], ev_cat[lo:hi])]
+        return out
+
+    def _global(self, category: Coded) -> np.ndarray:
+        with self._lock:
+            mapping = [self._codes.setdefault(v, len(self._codes)) for v in category.values.tolist()]
+        return np.append(np.asarray(mapping, dtype=np.int64), -1)[category.codes]
+
+    def _keep_fresh(self, ids: Sequence[str], generations: list[int], fresh: dict[str, _Entry]) -> None:
+        with self._lock:
+            for c, g in zip(ids, generations, strict=True):
+                entry = fresh.get(c)
+                if entry is not None and self._generation.get(c, 0) == g:
+                    self._drop(c)
+                    self._entries[c] = entry
+                    self._instants += entry.instants
+                elif c in self._entries:
+                    self._entries.move_to_end(c)
+            while self._instants > self.max_instants and self._entries:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, customer: str) -> None:
+        old = self._entries.pop(customer, None)
+        if old is not None:
+            self._instants -= old.instants
+
+
+def _gather(tables: list[pa.Table], owners: list[int]) -> tuple[pa.Table, np.ndarray]:
+    body = pa.concat_tables(tables)
+    return body, np.repeat(np.asarray(owners, dtype=np.int64), [t.num_rows for t in tables])
+
+
+def _keep(arrays: EventArrays, mask: np.ndarray) -> EventArrays:
+    def rows(v: np.ndarray | Coded) -> np.ndarray | Coded:
+        return Coded(v.codes[mask], v.values) if isinstance(v, Coded) else v[mask]
+
+    env = {k: rows(v) for k, v in arrays.env.items()}
+    return EventArrays(arrays.owner[mask], arrays.ts[mask], env, rows(arrays.category))  # type: ignore[arg-type]
+
+
+def _joined(parts: tuple[_Part, ...]) -> tuple[_Part, ...]:
+    """The parts, joined into one when there are too many (a customer's state stays a few arrays)."""
+    if len(parts) <= _MAX_PARTS:
+        return parts
+    return (
+        _Part(
+            np.concatenate([p.ts for p in parts]),
+            np.concatenate([p.F for p in parts], axis=1),
+            np.concatenate([p.cat for p in parts]),
+            np.concatenate([p.ev_ts for p in parts]),
+            np.concatenate([p.ev_cat for p in parts]),
+        ),
+    )
