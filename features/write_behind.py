@@ -6,8 +6,9 @@ keeps the latest recomputed row per customer in memory and a thread writes every
 `write_to_online_store` call per view each interval, so a burst of updates to one customer becomes one
 write. Readers of the live features call `overlay`, which puts waiting rows in place of the store's, so what
 a reader sees is the same with or without write-behind; only other processes reading the online store
-directly see a row up to one interval late (longer under load: flushes take at most `WRITER_MAX_DUTY` of
-the time, so a flush that took 0.3 s waits 2.7 s before the next).
+directly see a row up to one interval late (longer under load: the writer keeps to `WRITER_MAX_DUTY` of the
+time, pausing after each chunk for nine times as long as it took, so a 1,500-row backlog is written over
+~15 s in short bursts instead of one multi-second stretch that holds the interpreter).
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ def place_rows(frame: pd.DataFrame, mask: np.ndarray, source: pd.DataFrame, name
     return pd.DataFrame(columns, index=frame.index)
 
 
-#: The writer thread writes at most this share of the time: under load it waits longer and writes more rows
-#: per flush (the latest per customer), leaving the interpreter to ingestion, the applier and reads.
+#: The writer thread writes at most this share of the time (it pauses after each chunk), leaving the
+#: interpreter to ingestion, the applier and reads; under load each flush carries more coalesced rows.
 WRITER_MAX_DUTY = 0.1
+#: Rows per Feast write call: Feast converts each value to a proto in Python (~0.5 ms a row per view), so a
+#: call holds the interpreter for its whole length; a behind flush pauses between calls (`flush(pace=)`).
+WRITE_CHUNK = 32
 
 
 class OnlineWriter:
@@ -78,7 +82,7 @@ class OnlineWriter:
     `lock` is the owner's state lock: `emit` and `overlay` are called under it; `flush` takes it only to
     snapshot and to clear, never while writing."""
 
-    def __init__(self, repo: FeatureRepo, lock: threading.RLock, chunk: int = 256) -> None:
+    def __init__(self, repo: FeatureRepo, lock: threading.RLock, chunk: int = WRITE_CHUNK) -> None:
         self.repo = repo
         self.chunk = chunk
         self._lock = lock
@@ -87,6 +91,7 @@ class OnlineWriter:
         self._key = 0
         self._thread: Periodic | None = None
         self._flushing = threading.Lock()
+        self._hurry = threading.Event()  # set by `stop`: a paced flush finishes without pausing
         self.flushes = 0
         self.rows_written = 0
         self.cleared = 0  # bumped whenever written rows stop waiting: a store read spanning it may be old
@@ -147,16 +152,19 @@ class OnlineWriter:
         waiting, _ = self._rows({c: self._unwritten[c] for c in ids})
         return place_rows(frame, mask, waiting, names)
 
-    def flush(self) -> int:
-        """Write every waiting row now (one call per view per `chunk` rows); returns how many.
+    def flush(self, pace: float = 0.0) -> int:
+        """Write every waiting row (one call per view per `chunk` rows); returns how many. With `pace`, sleep
+        `pace` times as long as each chunk took before the next (the writer thread: ``1 / WRITER_MAX_DUTY - 1``).
 
         A row replaced meanwhile by a newer one stays waiting (the newer one), so the store never ends older
         than memory. Chunks keep one call short: the Feast write holds the interpreter most of its time, and
-        the live path shares it."""
+        the live path shares it; without the pause, threads that give the interpreter up (NumPy, Arrow, I/O)
+        wait up to a switch interval to get it back each time, so a long flush slows everything else many-fold."""
         with self._flushing:
             with self._lock:
                 pending = list(self._unwritten.items())
             for start in range(0, len(pending), self.chunk):
+                began = time.perf_counter()
                 refs = dict(pending[start : start + self.chunk])
                 with self._lock:
                     rows, stamps = self._rows(refs)
@@ -167,7 +175,11 @@ class OnlineWriter:
                     for c, ref in refs.items():
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]
-                time.sleep(0)  # let a waiting thread in between chunks
+                pause = (time.perf_counter() - began) * pace
+                if pause and not self._hurry.is_set():
+                    self._hurry.wait(pause)
+                else:
+                    time.sleep(0)  # let a waiting thread in between chunks
             with self._lock:
                 live = {key for key, _ in self._unwritten.values()}
                 for key in [k for k in self._frames if k not in live]:
@@ -181,7 +193,9 @@ class OnlineWriter:
         """Write behind from a daemon thread every `interval_s`. A second call while running does nothing."""
         if self._thread is not None:
             return
-        thread = Periodic(self.flush, interval_s, "cxi-online-writer", max_duty=WRITER_MAX_DUTY)
+        pace = 1 / WRITER_MAX_DUTY - 1
+        self._hurry.clear()
+        thread = Periodic(lambda: self.flush(pace), interval_s, "cxi-online-writer")
         with self._lock:
             self._thread = thread
         thread.start()
@@ -190,6 +204,7 @@ class OnlineWriter:
         """Stop the thread and write what is waiting (writes are synchronous again)."""
         if self._thread is None:
             return
+        self._hurry.set()
         self._thread.stop(timeout)
         with self._lock:
             self._thread = None

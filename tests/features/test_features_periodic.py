@@ -1,4 +1,4 @@
-"""The periodic thread's pacing: a long call stretches the wait so calls keep to their share of the time."""
+"""The periodic thread: a bad interval is refused, a failing call is retried."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ import threading
 import pytest
 
 from contract.errors import ContractError
-from features.periodic import Periodic, next_wait
+from features.periodic import Periodic
 
 
-def test_a_short_call_waits_the_interval_and_a_long_one_keeps_its_duty() -> None:
-    assert next_wait(1.0, 0.05, 0.1) == 1.0
-    assert next_wait(1.0, 0.3, 0.1) == pytest.approx(2.7)  # 0.3 s of every 3 s
-    assert next_wait(1.0, 5.0, 1.0) == 1.0  # no duty bound: back to the interval
-
-
-def test_bad_pacing_is_refused_with_the_field() -> None:
-    with pytest.raises(ContractError, match=r"^max_duty"):
-        Periodic(lambda: None, 1.0, "x", max_duty=0.0)
+def test_a_bad_interval_is_refused_with_the_field() -> None:
     with pytest.raises(ContractError, match=r"^interval_s"):
         Periodic(lambda: None, 0.0, "x")
 
