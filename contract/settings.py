@@ -147,6 +147,20 @@ class Settings(BaseSettings):
     )
     delivery_concurrency: int = Field(4, ge=1, le=64, description="Destinations delivered to in parallel.")
 
+    # --- the service process's cyclic garbage collector (serving/service.py) ---
+    gc_full_threshold: int = Field(
+        100,
+        ge=1,
+        description="Full collections after this many middle-generation ones (Python's default: 10). Each "
+        "stops every thread for ~50-100 ms under load; rarer ones keep them out of the latency tail.",
+    )
+    gc_refreeze_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Freeze the collector's survivors again this long after start, once first traffic has "
+        "loaded what stays (modules imported on first use, caches); 0: only the freeze after loading.",
+    )
+
     # --- durable event log (real-time ingestion, events/log.py) ---
     eventlog_max_pending: int = Field(
         20_000, ge=1, description="Rows waiting for the log writer before appends answer Overloaded."

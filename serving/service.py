@@ -66,6 +66,20 @@ def _freeze_loaded_state() -> None:
     gc.freeze()
 
 
+def _collector_for_latency(settings: Settings) -> None:
+    """The cyclic collector's full collections stop every thread; under load they came every ~4 s and took
+    50-100 ms, each one the slowest requests of its seconds. Full collections run `gc_full_threshold` times
+    rarer than Python's default (one per that many middle-generation collections; cyclic garbage waits longer,
+    plain garbage is freed by reference counts at once), and what the first traffic loaded for good (modules
+    imported on first use, caches) is frozen too, `gc_refreeze_seconds` after start."""
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, settings.gc_full_threshold)
+    if settings.gc_refreeze_seconds > 0:
+        timer = threading.Timer(settings.gc_refreeze_seconds, _freeze_loaded_state)
+        timer.daemon = True
+        timer.start()
+
+
 @bentoml.service(
     name="cxi",
     workers=1,
@@ -100,6 +114,7 @@ class CXIService:
                     self._engine = RealtimeEngine.open(self.settings)
                     self._engine_error = None
                     _freeze_loaded_state()
+                    _collector_for_latency(self.settings)
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
                     if error != self._engine_error:
