@@ -125,7 +125,7 @@ FLOAT_STATE: tuple[str, ...] = (
     "session_start_ts",
     "first_ts",
 )
-_ROW = {name: i for i, name in enumerate(FLOAT_STATE)}
+ROW = {name: i for i, name in enumerate(FLOAT_STATE)}
 
 
 @dataclass
@@ -163,7 +163,7 @@ class _Instants:
 
     def __init__(self, owner: np.ndarray, ts: np.ndarray, F: np.ndarray, cat: np.ndarray) -> None:
         self.owner, self.ts, self.F, self.cat = owner, ts, F, cat
-        self.state: dict[str, np.ndarray] = {name: F[i] for name, i in _ROW.items()}
+        self.state: dict[str, np.ndarray] = {name: F[i] for name, i in ROW.items()}
         self.state["last_category"] = cat
         # the instants' sorted (customer, instant) key for `at`; one spare offset past the latest instant
         self._key, self._lo, self._span = _owner_time_key(owner, ts, pad=1) if len(ts) else (None, 0, 1)
@@ -172,7 +172,7 @@ class _Instants:
     def stack(cls, parts: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> _Instants:
         """Per-customer parts (owner index, ts, F columns, cat), already each in instant order."""
         if not parts:
-            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((len(_ROW), 0)), _NONE)
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((len(ROW), 0)), _NONE)
         owner = np.repeat(
             np.fromiter((p[0] for p in parts), np.int64, len(parts)), [len(p[1]) for p in parts]
         )
@@ -220,12 +220,10 @@ class _Instants:
         seg = _Segments(i_owner)
         # what each instant's customer had before this call (NaN / None: nothing)
         before = (
-            prev.F[:, i_owner[seg.start]]
-            if prev is not None
-            else np.full((len(_ROW), len(seg.start)), np.nan)
+            prev.F[:, i_owner[seg.start]] if prev is not None else np.full((len(ROW), len(seg.start)), np.nan)
         )
         before_cat = prev.cat[i_owner[seg.start]] if prev is not None else np.full(len(seg.start), None)
-        before_ts = before[_ROW["ts"]]
+        before_ts = before[ROW["ts"]]
         continued = ~np.isnan(before_ts)  # per segment: the customer has earlier instants
         # gap and UTC day of each instant's predecessor (the customer's previous instant, if any)
         prev_ts = np.empty(k, dtype=np.float64)
@@ -237,21 +235,19 @@ class _Instants:
         n["sessions"] = (first | (gap > SESSION_GAP_MINUTES * 60 * _US)).astype(np.float64)
         n["active_days"] = (first | (day != np.floor_divide(prev_ts, _DAY_US))).astype(np.float64)
 
-        F = np.empty((len(_ROW), k), dtype=np.float64)
+        F = np.empty((len(ROW), k), dtype=np.float64)
         for name in RUNNING:
-            F[_ROW[f"c_{name}"]] = seg.running(n[name], np.nan_to_num(before[_ROW[f"c_{name}"]]))
-        F[_ROW["ts"]] = tsf
-        F[_ROW["last_purchase_ts"]] = seg.ffill(purchase_ts, before[_ROW["last_purchase_ts"]])
-        F[_ROW["first_purchase_ts"]] = seg.first_valid(purchase_ts, before[_ROW["first_purchase_ts"]])
+            F[ROW[f"c_{name}"]] = seg.running(n[name], before[ROW[f"c_{name}"]], continued)
+        F[ROW["ts"]] = tsf
+        F[ROW["last_purchase_ts"]] = seg.ffill(purchase_ts, before[ROW["last_purchase_ts"]])
+        F[ROW["first_purchase_ts"]] = seg.first_valid(purchase_ts, before[ROW["first_purchase_ts"]])
         for kind, has in kinds.items():
-            F[_ROW[f"last_{kind}_ts"]] = seg.ffill(
-                np.where(has, tsf, np.nan), before[_ROW[f"last_{kind}_ts"]]
-            )
-        F[_ROW["session_start_ts"]] = seg.ffill(
-            np.where(n["sessions"] > 0, tsf, np.nan), before[_ROW["session_start_ts"]]
+            F[ROW[f"last_{kind}_ts"]] = seg.ffill(np.where(has, tsf, np.nan), before[ROW[f"last_{kind}_ts"]])
+        F[ROW["session_start_ts"]] = seg.ffill(
+            np.where(n["sessions"] > 0, tsf, np.nan), before[ROW["session_start_ts"]]
         )
-        first_ts = before[_ROW["first_ts"]]
-        F[_ROW["first_ts"]] = np.where(continued, first_ts, tsf[seg.start])[seg.of]
+        first_ts = before[ROW["first_ts"]]
+        F[ROW["first_ts"]] = np.where(continued, first_ts, tsf[seg.start])[seg.of]
         return cls(i_owner, i_ts, F, seg.ffill(cat, before_cat))
 
     def parts(self) -> list[tuple[int, slice]]:
@@ -295,21 +291,26 @@ class _Segments:
         self.start = np.flatnonzero(starts)
         self.of = np.cumsum(starts) - 1  # segment of each instant
 
-    def running(self, x: np.ndarray, carry: np.ndarray) -> np.ndarray:
-        """Running total within each segment, from `carry` (per segment). Whole numbers (counts) sum exactly
-        in one pass; other amounts are summed segment by segment from their carry, in order, so one customer's
-        total never carries another's rounding and a continued total equals the one summed from the start."""
+    def running(self, x: np.ndarray, carry: np.ndarray, continued: np.ndarray) -> np.ndarray:
+        """Running total within each segment, from `carry` where the segment is `continued` (per segment).
+        Whole numbers (counts) sum exactly in one pass; other amounts are summed segment by segment from their
+        carry, in order, so one customer's total never carries another's rounding and a continued total equals
+        the one summed from the start (to the sign of a zero)."""
+        carry = np.where(continued, carry, 0.0)
         if np.array_equal(x, np.floor(x)) and np.array_equal(carry, np.floor(carry)):
             total = np.cumsum(x)
             before = total[self.start] - x[self.start]
-            return total - before[self.of] + carry[self.of]
+            out = total - before[self.of]
+            more = continued[self.of]
+            out[more] += carry[self.of][more]
+            return out
         out = np.empty_like(x)
         ends = [*self.start[1:].tolist(), len(x)]
-        for s, e, c in zip(self.start.tolist(), ends, carry.tolist(), strict=True):
-            if c == 0.0:
-                np.cumsum(x[s:e], out=out[s:e])
-            else:
+        for s, e, c, cont in zip(self.start.tolist(), ends, carry.tolist(), continued.tolist(), strict=True):
+            if cont:
                 out[s:e] = np.cumsum(np.concatenate([[c], x[s:e]]))[1:]
+            else:
+                np.cumsum(x[s:e], out=out[s:e])
         return out
 
     def ffill(self, x: np.ndarray, initial: np.ndarray) -> np.ndarray:

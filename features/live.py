@@ -178,10 +178,9 @@ class LiveFeatures:
         return [self._events.get(c) for c in ids], self.states.generations(ids)
 
     def _run(
-        self, ids: list[str], snapshot: tuple[list[pa.Table | None], list[int]], at: pd.Timestamp
+        self, ids: list[str], tables: list[pa.Table | None], generations: list[int], at: pd.Timestamp
     ) -> pd.DataFrame:
         """The feature definition at `at` over a snapshot of the customers' events, spine = ids × at."""
-        tables, generations = snapshot
         return self.states.features(ids, tables, at, generations=generations)
 
     def compute(self, customer_ids: Iterable[str], now: datetime) -> pd.DataFrame:
@@ -189,7 +188,7 @@ class LiveFeatures:
         at = _utc(now)
         ids = list(dict.fromkeys(customer_ids))
         with self._lock:
-            return self._run(ids, self._snapshot(ids), at)
+            return self._run(ids, *self._snapshot(ids), at)
 
     def _changes(self, ids: list[str], as_of: np.ndarray) -> np.ndarray:
         """`features.expiry.next_change` for `ids` at their `as_of` (µs), from the events held."""
@@ -215,8 +214,8 @@ class LiveFeatures:
         ids = list(dict.fromkeys(customer_ids))
         with self._updating:
             with self._lock:
-                snapshot = self._snapshot(ids)
-            frame = self._run(ids, snapshot, at)
+                tables, generations = self._snapshot(ids)
+            frame = self._run(ids, tables, generations, at)
             with self._lock:
                 self.writer.emit(frame, now)
                 self._record(ids, at)
@@ -337,7 +336,7 @@ class LiveFeatures:
         if not ids:
             return 0
         snapshot = dict(zip(ids, tables, strict=True))
-        frame = self._run(ids, (tables, generations), at)
+        frame = self._run(ids, tables, generations, at)
         written = 0
         for start in range(0, len(ids), _SWEEP_WRITE):
             with self._lock:

@@ -195,10 +195,6 @@ class HeldEvents:
         ends = np.cumsum([len(col) for col in cols])
         return list(dict.fromkeys(keys[i] for i in np.searchsorted(ends, hits, side="right")))
 
-    def gather(self, ids: list[str]) -> tuple[pa.Table, np.ndarray]:
-        """The events of `ids` (EVENTS_SCHEMA) and, per event, the index of its customer in `ids`."""
-        return concat_owned([self._by_customer.get(c) for c in ids])
-
 
 def concat_owned(tables: list[pa.Table | None]) -> tuple[pa.Table, np.ndarray]:
     """`tables` (None: no events) as one table and, per row, the index of the table it came from."""

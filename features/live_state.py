@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.compute_live import FLOAT_STATE, EventArrays, Previous, _Instants, features_at
+from features.compute_live import FLOAT_STATE, ROW, EventArrays, Previous, _Instants, features_at
 from features.expr import Coded
 
 
@@ -51,6 +51,8 @@ class _Entry:
 
 
 _MAX_PARTS = 8  # parts per customer before they are joined into one
+#: Instants kept by default (`Settings.live_state_max_instants` in the service).
+MAX_INSTANTS = 500_000
 
 
 class FeatureStates:
@@ -58,20 +60,23 @@ class FeatureStates:
 
     `features(ids, tables, at)` takes each customer's held events table (None: no events); a table with more
     rows than the state covers is taken as the covered rows plus appended ones, so whoever changes a held table
-    in any other way must `invalidate` that customer. Thread-safe: state is replaced, never mutated, and a
-    state computed from tables that an `invalidate` overtook (`generations`) is not kept. At most
+    in any other way must `invalidate` that customer. Thread-safe: state is replaced, never mutated; tables
+    taken with `generations` tokens that an `invalidate` overtook are built whole and their state is not
+    kept. At most
     `max_instants` instants are kept, the least recently used customers dropped first (built again when
     next asked)."""
 
-    def __init__(self, max_instants: int = 2_000_000) -> None:
+    def __init__(self, max_instants: int = MAX_INSTANTS) -> None:
         self.max_instants = max_instants
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._instants = 0
         self._generation: dict[str, int] = {}
         self._codes: dict[str, int] = {}  # category -> code, one numbering for every customer
         self._lock = threading.Lock()
-        self.built = 0  # customers built from all their events (counters for tests and benchmarks)
-        self.continued = 0  # customers continued from their kept state
+        # customers built from all their events / continued from their kept state: counters for tests and
+        # benchmarks, updated outside the lock (concurrent calls may lose a count)
+        self.built = 0
+        self.continued = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -101,9 +106,13 @@ class FeatureStates:
         """`compute_live.customer_features_now` for `ids` (tables[i]: ids[i]'s held events) at `at`;
         `generations` as taken with the tables (default: now)."""
         with self._lock:
-            entries = [self._entries.get(c) for c in ids]
             if generations is None:
                 generations = [self._generation.get(c, 0) for c in ids]
+            # state kept after the tables were taken (an invalidate since) does not describe them: unused
+            entries = [
+                self._entries.get(c) if self._generation.get(c, 0) == g else None
+                for c, g in zip(ids, generations, strict=True)
+            ]
         n = len(ids)
         append: list[int] = []  # owners whose appended rows continue their state
         build: list[int] = []  # owners built from all their events
@@ -120,7 +129,7 @@ class FeatureStates:
             # continuing needs every appended instant after the customer's last one; else build it whole
             first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
             np.minimum.at(first, arrays.owner, arrays.ts)
-            late = first.astype(np.float64) <= prev.F[FLOAT_STATE.index("ts")]
+            late = first.astype(np.float64) <= prev.F[ROW["ts"]]
             if late.any():
                 build.extend(i for i in append if late[i])
                 arrays = _keep(arrays, ~late[arrays.owner])
@@ -202,7 +211,16 @@ class FeatureStates:
         ends = np.searchsorted(ev_owner, owners, "right")
         out: dict[int, list[_Part]] = {}
         for (owner, s), lo, hi in zip(parts, bounds.tolist(), ends.tolist(), strict=True):
-            out[owner] = [_Part(inst.ts[s], inst.F[:, s], inst.cat[s], ev_ts[lo:hi], ev_cat[lo:hi])]
+            # copies: a view would keep the whole batch's arrays alive for as long as one customer is kept
+            out[owner] = [
+                _Part(
+                    inst.ts[s].copy(),
+                    inst.F[:, s].copy(),
+                    inst.cat[s].copy(),
+                    ev_ts[lo:hi].copy(),
+                    ev_cat[lo:hi].copy(),
+                )
+            ]
         return out
 
     def _global(self, category: Coded) -> np.ndarray:

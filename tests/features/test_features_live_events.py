@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.errors import ContractError, NotFoundError
-from features.live_events import HeldEvents, final_survivors
+from features.live_events import HeldEvents, concat_owned, final_survivors
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CUSTOMERS = ("c0", "c1", "c2", "c3")
@@ -62,7 +62,7 @@ def test_fold_follows_merge_chains_and_move_names_missing_events() -> None:
     assert held_ids(held) == {"c": ["e1", "e2", "e3"]}  # nothing moved
     assert held.move({"e1": "a", "e2": "a"}) == ["c"]
     assert held_ids(held) == {"a": ["e1", "e2"], "c": ["e3"]}
-    body, owner = held.gather(["c", "nobody", "a"])
+    body, owner = concat_owned([held.get(c) for c in ("c", "nobody", "a")])
     assert body["event_id"].to_pylist()[:1] == ["e3"] and owner.tolist() == [0, 2, 2]
 
 

@@ -16,7 +16,7 @@ from features.live_events import EVENTS_SCHEMA, concat_owned
 from features.live_state import FeatureStates
 
 #: Amounts whose running sums round differently when added in another order.
-AMOUNT = st.sampled_from([None, 20.0, -5.0, 0.0, 0.1, 0.7, 33.33, 1e9 / 3])
+AMOUNT = st.sampled_from([None, 20.0, -5.0, 0.0, -0.0, 0.1, 0.7, 33.33, 1e9 / 3])
 LIVE_EVENT = st.fixed_dictionaries(
     {
         "who": st.sampled_from(WHO),
@@ -51,7 +51,10 @@ def table(rows: list[dict], start: int) -> pa.Table:
 
 
 def exact(want: pd.DataFrame, got: pd.DataFrame) -> None:
+    """Equal frames, floats bit for bit (assert_frame_equal alone takes -0.0 for 0.0)."""
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+    for name in want.select_dtypes("float").columns:
+        assert (np.signbit(want[name].to_numpy()) == np.signbit(got[name].to_numpy())).all(), name
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -131,7 +134,8 @@ def test_the_least_recently_used_customers_are_dropped_past_the_bound() -> None:
 
 
 def test_a_continued_revenue_total_rounds_as_the_total_summed_from_the_start() -> None:
-    """Amounts appended to a non-round total are summed from it in order, not summed apart and then added."""
+    """Amounts appended to a non-round total are summed from it in order, not summed apart and then added;
+    a total of +0.0 continued by -0.0 keeps the sign the from-scratch sum gives."""
     base = {"who": "a", "second": 0, "type": "purchase", "category": None, "price": None, "quantity": None}
     states = FeatureStates()
     at = pd.Timestamp(T0 + timedelta(days=30))
@@ -146,6 +150,15 @@ def test_a_continued_revenue_total_rounds_as_the_total_summed_from_the_start() -
         body, owner = concat_owned([held])
         exact(customer_features_now(body, owner, ["a"], at), got)
     assert states.continued == 3
+    for k, later in enumerate(([-0.0], [-0.0, 0.5])):  # a +0.0 total continued by -0.0 (whole, fractional)
+        held = table([{**base, "minute": 0, "revenue": 0.0}], 100 + 10 * k)
+        states.features([f"z{k}"], [held], at)
+        rows = [{**base, "minute": 5 + i, "revenue": r} for i, r in enumerate(later)]
+        held = pa.concat_tables([held, table(rows, 101 + 10 * k)])
+        between = pd.Timestamp(T0 + timedelta(minutes=5, seconds=30))  # reads the -0.0 instant's total
+        got = states.features([f"z{k}"], [held], between)
+        body, owner = concat_owned([held])
+        exact(customer_features_now(body, owner, [f"z{k}"], between), got)
 
 
 def test_event_times_come_from_the_kept_state_or_the_tables() -> None:
@@ -158,3 +171,21 @@ def test_event_times_come_from_the_kept_state_or_the_tables() -> None:
     want = {(1, 60_000_000), (1, 300_000_000), (0, 60_000_000)}
     base = pd.Timestamp(T0).value // 1000
     assert {(int(o), int(t) - base) for o, t in zip(owner, ts, strict=True)} == want
+
+
+def test_tables_taken_before_an_invalidate_are_built_whole_and_not_kept() -> None:
+    """A sweep's snapshot overtaken by an unmerge must not be read as the new state plus appended rows."""
+    base = {"who": "a", "second": 0, "type": "page_view", "category": None, "revenue": None}
+    base = {**base, "price": None, "quantity": None}
+    at = pd.Timestamp(T0 + timedelta(days=1))
+    old = table([{**base, "minute": m} for m in (1, 2, 3, 50, 60)], 0)
+    states = FeatureStates()
+    tokens = states.generations(["a"])  # taken with `old`
+    states.invalidate(["a"])  # an unmerge moved events away
+    new = pa.concat_tables([old.slice(1, 2), table([{**base, "minute": 4}], 9)])
+    states.features(["a"], [new], at)  # the update stores state for `new` (3 rows)
+    got = states.features(["a"], [old], at, generations=tokens)
+    body, owner = concat_owned([old])
+    exact(customer_features_now(body, owner, ["a"], at), got)
+    body, owner = concat_owned([new])
+    exact(customer_features_now(body, owner, ["a"], at), states.features(["a"], [new], at))
