@@ -312,8 +312,8 @@ def main() -> None:
             f"{vis['visible_p99']:.2f}",
             f"{vis['visible_p50'] / base['p50']:.1f}",
             f"{vis['visible_p99'] / base['p99']:.1f}",
-            f"achieved {vis['achieved']:.0f}/s, {args.batch}/POST, {args.seconds:.0f}s after {args.warmup:.0f}s warm-up, stale {vis['stale']}, "
-            f"errors {vis['errors']}",
+            f"achieved {vis['achieved']:.0f}/s, {args.batch}/POST, {args.seconds:.0f}s after "
+            f"{args.warmup:.0f}s warm-up, stale {vis['stale']}, errors {vis['errors']}",
         )
         table.add_row(
             "  of which: POST /v1/events ack (wait=visible)",

@@ -112,6 +112,8 @@ class OnlineWriter:
         if self._thread is None:
             for view in VIEWS:
                 self.repo.write_online(view, frame, now)
+            for c in frame[JOIN_KEY].tolist():  # a row still queued from before is older: never write it
+                self._unwritten.pop(c, None)
             return
         self._key += 1
         self._frames[self._key] = (frame.reset_index(drop=True), now)
@@ -164,7 +166,7 @@ class OnlineWriter:
             with self._lock:
                 pending = list(self._unwritten.items())
             for start in range(0, len(pending), self.chunk):
-                began = time.perf_counter()
+                began = time.thread_time()  # this thread's own time: waits for the lock don't count
                 refs = dict(pending[start : start + self.chunk])
                 with self._lock:
                     rows, stamps = self._rows(refs)
@@ -175,11 +177,14 @@ class OnlineWriter:
                     for c, ref in refs.items():
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]
-                pause = (time.perf_counter() - began) * pace
-                if pause and not self._hurry.is_set():
-                    self._hurry.wait(pause)
-                else:
-                    time.sleep(0)  # let a waiting thread in between chunks
+                if start + self.chunk < len(
+                    pending
+                ):  # after the last chunk there is nothing to make room for
+                    pause = (time.thread_time() - began) * pace
+                    if pause and not self._hurry.is_set():
+                        self._hurry.wait(pause)
+                    else:
+                        time.sleep(0)  # let a waiting thread in between chunks
             with self._lock:
                 live = {key for key, _ in self._unwritten.values()}
                 for key in [k for k in self._frames if k not in live]:
