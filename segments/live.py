@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract.settings import Settings
 from contract.workspace import Workspace
@@ -68,7 +69,13 @@ class LiveSegments:
     def observe(self, events: pa.Table | pd.DataFrame, customer_ids: pa.Array | list[str]) -> list[str]:
         """Add the consent statements of the events (one customer id per row); returns customers whose
         statements changed."""
-        frame = events.to_pandas() if isinstance(events, pa.Table) else events
+        if isinstance(events, pa.Table):  # most batches hold no consent statement: no conversion for them
+            hit = pc.equal(events["type"], "consent_update")
+            if not pc.any(hit).as_py():
+                return []
+            frame = events.to_pandas()
+        else:
+            frame = events
         mask = (frame["type"] == "consent_update").to_numpy()
         if not mask.any():
             return []
