@@ -130,9 +130,12 @@ class LiveFeatures:
         customer_ids: pa.Array | pa.ChunkedArray,
         relabel: dict[str, str],
         now: datetime,
+        *,
+        unique: bool = False,
     ) -> list[str]:
         """Append `events` (one customer id each), fold absorbed customers into survivors, recompute the
-        touched customers at `now` and write them online (both views). Returns the customers written."""
+        touched customers at `now` and write them online (both views). Returns the customers written.
+        `unique`: no event is held already (`HeldEvents.add`); otherwise a replayed event_id is skipped."""
         _utc(now)
         if len(customer_ids) != events.num_rows:
             raise ContractError(
@@ -151,7 +154,7 @@ class LiveFeatures:
             ).cast(pa.string())
             if final:  # an event labelled with an absorbed id belongs to its survivor
                 ids = pa.array([final.get(c, c) for c in ids.to_pylist()], pa.string())
-            self._events.add(events, ids)
+            self._events.add(events, ids, unique=unique)
             touched = list(dict.fromkeys([*pc.unique(ids).to_pylist(), *sorted(moved)]))
         self.last_written = self._write(touched, now)
         return touched

@@ -118,20 +118,26 @@ class HeldEvents:
         return self._by_customer.get(customer_id, EVENTS_SCHEMA.empty_table())
 
     # --- changes ---
-    def add(self, events: pa.Table, customer_ids: pa.Array) -> None:
+    def add(self, events: pa.Table, customer_ids: pa.Array, *, unique: bool = False) -> None:
         """Append `events` (one customer id each); an event_id one of their customers already holds (a replay) is skipped.
 
         The replay check is one membership test for the whole batch, not one per customer: every Arrow call
-        gives up the interpreter and, under load, waits up to a switch interval to get it back."""
+        gives up the interpreter and, under load, waits up to a switch interval to get it back. `unique`: the
+        caller guarantees no event is held already (the real-time engine: its log dedupes by event_id), and
+        the check, the costliest step here, is skipped."""
         events = conform(events)
         ids = (
             pa.array(customer_ids)
             if not isinstance(customer_ids, pa.Array | pa.ChunkedArray)
             else customer_ids
         )
-        held = [
-            self._by_customer[c]["event_id"] for c in pc.unique(ids).to_pylist() if c in self._by_customer
-        ]
+        held = (
+            []
+            if unique
+            else [
+                self._by_customer[c]["event_id"] for c in pc.unique(ids).to_pylist() if c in self._by_customer
+            ]
+        )
         if held:
             known = pa.chunked_array([chunk for col in held for chunk in col.chunks], pa.string())
             fresh = pc.invert(pc.is_in(events["event_id"], value_set=known))

@@ -398,7 +398,8 @@ class RealtimeEngine:
         """Features follow an identity update (the events' customers, merges, moves); the batch is recorded
         and handed to the hooks."""
         now = self.clock()
-        customers = self.features.update(events, update.customer_ids, update.relabel, now)
+        # the log dedupes by event_id and the workspace's events are not in its tail: nothing is held twice
+        customers = self.features.update(events, update.customer_ids, update.relabel, now, unique=True)
         frame = self.features.last_written
         if update.moved:  # a guard split a profile: past events change hands
             moved = self.features.assign(list(update.moved), list(update.moved.values()), now)

@@ -44,6 +44,13 @@ def test_add_groups_by_customer_and_skips_an_event_already_held() -> None:
     assert held.of("a").column("revenue").null_count == 3
 
 
+def test_a_caller_that_guarantees_unique_events_skips_the_replay_check() -> None:
+    held = HeldEvents()
+    held.add(events(["e1", "e2"]), pa.array(["a", "a"]), unique=True)
+    held.add(events(["e3"]), pa.array(["a"]), unique=True)
+    assert held_ids(held) == {"a": ["e1", "e2", "e3"]}
+
+
 def test_history_needs_customer_ids_and_skips_rows_without_one() -> None:
     with pytest.raises(ContractError, match="customer_id"):
         HeldEvents(events(["e1"]))
