@@ -153,6 +153,11 @@ class EventArrays:
         env = {"e.type": _coded(events.column("type")), "e.amount": amount, "e.quantity": qty}
         return cls(owner, _micros(stamp), env, _coded(events.column("category")))
 
+    def subset(self, index: np.ndarray) -> EventArrays:
+        """These events' rows at `index` (positions or a boolean mask), in that order."""
+        env = {k: _rows(v, index) for k, v in self.env.items()}
+        return EventArrays(self.owner[index], self.ts[index], env, _rows(self.category, index))  # type: ignore[arg-type]
+
 
 class _Instants:
     """Events rolled up per (customer, instant) with running state, sorted by customer then instant.
@@ -252,9 +257,16 @@ class _Instants:
 
     def parts(self) -> list[tuple[int, slice]]:
         """(owner index, its instants) per customer present, in order."""
-        seg = _Segments(self.owner)
-        ends = [*seg.start[1:].tolist(), len(self.owner)]
-        return [(int(self.owner[s]), slice(s, e)) for s, e in zip(seg.start.tolist(), ends, strict=True)]
+        return [(int(self.owner[s]), slice(s, e)) for s, e in _Segments(self.owner).spans()]
+
+    def state_at(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Every state column at instants `idx` (from `at`), NULL (NaN / None) where -1: one gather."""
+        hit = idx >= 0
+        F = np.full((len(ROW), len(idx)), np.nan)
+        F[:, hit] = self.F[:, idx[hit]]
+        out: dict[str, np.ndarray] = {name: F[i] for name, i in ROW.items()}
+        out["last_category"] = _take(self.cat, idx)
+        return out
 
     def at(self, q_owner: np.ndarray, q_ts: np.ndarray, strict: bool = False) -> np.ndarray:
         """`_asof` over these instants: a binary search on one (customer, instant) key when it fits in int64."""
@@ -291,6 +303,11 @@ class _Segments:
         self.start = np.flatnonzero(starts)
         self.of = np.cumsum(starts) - 1  # segment of each instant
 
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each segment."""
+        starts = self.start.tolist()
+        return list(zip(starts, [*starts[1:], len(self.of)], strict=True))
+
     def running(self, x: np.ndarray, carry: np.ndarray, continued: np.ndarray) -> np.ndarray:
         """Running total within each segment, from `carry` where the segment is `continued` (per segment).
         Whole numbers (counts) sum exactly in one pass; other amounts are summed segment by segment from their
@@ -305,8 +322,7 @@ class _Segments:
             out[more] += carry[self.of][more]
             return out
         out = np.empty_like(x)
-        ends = [*self.start[1:].tolist(), len(x)]
-        for s, e, c, cont in zip(self.start.tolist(), ends, carry.tolist(), continued.tolist(), strict=True):
+        for (s, e), c, cont in zip(self.spans(), carry.tolist(), continued.tolist(), strict=True):
             if cont:
                 out[s:e] = np.cumsum(np.concatenate([[c], x[s:e]]))[1:]
             else:
@@ -386,7 +402,7 @@ def features_at(
     now = np.full(n, float(t))
     state: dict[str, np.ndarray] = {"b.t": now, "b.as_of": now}
     if inst is not None and len(inst.ts):
-        a = inst.at(spine, now)
+        b = inst.state_at(inst.at(spine, now))
         for name in (
             "last_purchase_ts",
             "first_purchase_ts",
@@ -394,16 +410,16 @@ def features_at(
             "session_start_ts",
             "last_category",
         ):
-            state[f"b.{name}"] = _take(inst.state[name], a)
-        state["b.last_ts"] = _take(inst.state["ts"], a)
+            state[f"b.{name}"] = b[name]
+        state["b.last_ts"] = b["ts"]
         for k in LAST_OF:
-            state[f"b.last_{k}_ts"] = _take(inst.state[f"last_{k}_ts"], a)
+            state[f"b.last_{k}_ts"] = b[f"last_{k}_ts"]
         for name in RUNNING:
-            state[f"b.c_{name}"] = _take(inst.state[f"c_{name}"], a)
+            state[f"b.c_{name}"] = b[f"c_{name}"]
         for d in WINDOW_DAYS:
-            w = inst.at(spine, now - d * _DAY_US)
+            w = inst.state_at(inst.at(spine, now - d * _DAY_US))
             for name in RUNNING:
-                state[f"b.w{d}_{name}"] = _take(inst.state[f"c_{name}"], w)
+                state[f"b.w{d}_{name}"] = w[f"c_{name}"]
         state["b.m30_events"] = _take(inst.state["c_events"], inst.at(spine, now - 30 * 60 * _US))
         day_start = float(t - t % _DAY_US)
         state["b.day_events"] = _take(

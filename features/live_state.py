@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from features.compute_live import FLOAT_STATE, ROW, EventArrays, Previous, _Instants, features_at
 from features.expr import Coded
+from features.live_events import concat_owned
 
 
 @dataclass(frozen=True)
@@ -124,19 +125,17 @@ class FeatureStates:
         new: dict[int, list[_Part]] = {}
         if append:
             prev = self._previous(n, {i: entries[i] for i in append})
-            rows, owner = _gather([tables[i].slice(entries[i].rows) for i in append], append)  # type: ignore[union-attr]
-            arrays = EventArrays.from_table(rows, owner)
+            arrays = _arrays([tables[i].slice(entries[i].rows) for i in append], append)  # type: ignore[union-attr]
             # continuing needs every appended instant after the customer's last one; else build it whole
             first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
             np.minimum.at(first, arrays.owner, arrays.ts)
             late = first.astype(np.float64) <= prev.F[ROW["ts"]]
             if late.any():
                 build.extend(i for i in append if late[i])
-                arrays = _keep(arrays, ~late[arrays.owner])
+                arrays = arrays.subset(~late[arrays.owner])
             new.update(self._parts(arrays, prev))
         if build:
-            rows, owner = _gather([tables[i] for i in build], build)  # type: ignore[misc]
-            new.update(self._parts(EventArrays.from_table(rows, owner), None))
+            new.update(self._parts(_arrays([tables[i] for i in build], build), None))  # type: ignore[misc]
         states: list[tuple[int, _Part]] = []
         fresh: dict[str, _Entry] = {}
         rebuilt, changed = set(build), {*append, *build}
@@ -179,11 +178,9 @@ class FeatureStates:
         owner = [np.repeat(np.asarray([i for i, _ in kept], np.int64), [len(t) for _, t in kept])]
         ts = [t for _, t in kept]
         if missing:
-            rows, read_owner = _gather([tables[i] for i in missing], missing)  # type: ignore[misc]
-            stamp = rows.column("occurred_at")
-            valid = np.asarray(stamp.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            owner.append(read_owner[valid])
-            ts.append(np.asarray(stamp.cast(pa.int64()).fill_null(0).to_numpy(), np.int64)[valid])
+            read = _arrays([tables[i] for i in missing], missing)  # type: ignore[misc]
+            owner.append(read.owner)
+            ts.append(read.ts)
         return np.concatenate(owner), np.concatenate([np.zeros(0, np.int64), *ts])
 
     # --- helpers ---
@@ -247,17 +244,10 @@ class FeatureStates:
             self._instants -= old.instants
 
 
-def _gather(tables: list[pa.Table], owners: list[int]) -> tuple[pa.Table, np.ndarray]:
-    body = pa.concat_tables(tables)
-    return body, np.repeat(np.asarray(owners, dtype=np.int64), [t.num_rows for t in tables])
-
-
-def _keep(arrays: EventArrays, mask: np.ndarray) -> EventArrays:
-    def rows(v: np.ndarray | Coded) -> np.ndarray | Coded:
-        return Coded(v.codes[mask], v.values) if isinstance(v, Coded) else v[mask]
-
-    env = {k: rows(v) for k, v in arrays.env.items()}
-    return EventArrays(arrays.owner[mask], arrays.ts[mask], env, rows(arrays.category))  # type: ignore[arg-type]
+def _arrays(tables: list[pa.Table], owners: list[int]) -> EventArrays:
+    """The tables' events as arrays, tables[k]'s rows owned by owners[k]."""
+    body, pos = concat_owned(list(tables))
+    return EventArrays.from_table(body, np.asarray(owners, dtype=np.int64)[pos])
 
 
 def _joined(parts: tuple[_Part, ...]) -> tuple[_Part, ...]:
