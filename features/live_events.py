@@ -134,13 +134,10 @@ class HeldEvents:
         held = (
             []
             if unique
-            else [
-                self._by_customer[c]["event_id"] for c in pc.unique(ids).to_pylist() if c in self._by_customer
-            ]
+            else [self._by_customer[c] for c in pc.unique(ids).to_pylist() if c in self._by_customer]
         )
         if held:
-            known = pa.chunked_array([chunk for col in held for chunk in col.chunks], pa.string())
-            fresh = pc.invert(pc.is_in(events["event_id"], value_set=known))
+            fresh = pc.invert(pc.is_in(events["event_id"], value_set=_event_ids(held)))
             events, ids = events.filter(fresh), ids.filter(fresh)
         for customer, part in split_by_customer(events, ids).items():
             self._append(customer, part)
@@ -195,11 +192,17 @@ class HeldEvents:
         keys = list(self._by_customer)
         if not keys:
             return []
-        cols = [self._by_customer[k]["event_id"] for k in keys]
-        flat = pa.chunked_array([chunk for col in cols for chunk in col.chunks], pa.string())
-        hits = np.flatnonzero(pc.is_in(flat, value_set=event_ids).to_numpy(zero_copy_only=False))
-        ends = np.cumsum([len(col) for col in cols])
+        tables = [self._by_customer[k] for k in keys]
+        hits = np.flatnonzero(
+            pc.is_in(_event_ids(tables), value_set=event_ids).to_numpy(zero_copy_only=False)
+        )
+        ends = np.cumsum([t.num_rows for t in tables])
         return list(dict.fromkeys(keys[i] for i in np.searchsorted(ends, hits, side="right")))
+
+
+def _event_ids(tables: list[pa.Table]) -> pa.ChunkedArray:
+    """The tables' event_id columns as one column, without copying."""
+    return pa.chunked_array([chunk for t in tables for chunk in t["event_id"].chunks], pa.string())
 
 
 def concat_owned(tables: list[pa.Table | None]) -> tuple[pa.Table, np.ndarray]:
