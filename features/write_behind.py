@@ -177,9 +177,8 @@ class OnlineWriter:
                     for c, ref in refs.items():
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]
-                if start + self.chunk < len(
-                    pending
-                ):  # after the last chunk there is nothing to make room for
+                last = start + self.chunk >= len(pending)  # after it there is nothing to make room for
+                if not last:
                     pause = (time.thread_time() - began) * pace
                     if pause and not self._hurry.is_set():
                         self._hurry.wait(pause)
