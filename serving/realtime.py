@@ -179,6 +179,9 @@ class RealtimeEngine:
             except Exception as exc:  # scoring and ingestion work without segments; say why once
                 log.warning("live segments off: %s: %s", type(exc).__name__, exc)
         engine.recover()
+        # before the first request rather than in it (Feast's import alone takes seconds)
+        opened = repo.open_online()
+        log.info("online store open: %s", ", ".join(opened) or "no feature service registered yet")
         engine.start()
         if settings.live_anonymous_match != "off":
             from serving.realtime_matching import LiveMatching

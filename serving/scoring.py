@@ -136,9 +136,13 @@ class ChurnScorer:
         registry = Registry(settings)
         champion = registry.champion(MODEL_NAME)
         watch = ChampionWatch.for_registry(registry, MODEL_NAME, champion.version, ReloadSettings())
+        if features is None:
+            repo = FeatureRepo(settings)
+            repo.open_online()  # now, not in the first request
+            features = repo
         scorer = cls(
             identity if identity is not None else IdentityIndex.load(Workspace(settings.workspace)),
-            features if features is not None else FeatureRepo(settings),
+            features,
             champion,
             watch=watch,
             phone_region=settings.default_phone_region,

@@ -104,6 +104,16 @@ def test_a_store_never_applied_says_what_to_run(tmp_path: Path, feature_env: Fea
         repo.historical(entity)
 
 
+def test_open_online_reads_every_registered_service_and_skips_the_rest(
+    tmp_path: Path, feature_env: FeatureEnv
+) -> None:
+    from features.definitions import SERVICES
+    from features.store import FeatureRepo
+
+    assert feature_env.repo.open_online() == list(SERVICES)
+    assert FeatureRepo(make_settings(tmp_path)).open_online() == []  # never applied: nothing to open yet
+
+
 def test_cli_build_apply_materialize(tmp_path: Path, feature_env: FeatureEnv) -> None:
     from cxi.commands.features import app
 
