@@ -56,11 +56,13 @@ class Settings(BaseSettings):
         "written from memory. 0: write at once.",
     )
     live_hooks_seconds: float = Field(
-        0.2,
+        1.0,
         ge=0,
         description="Live segments and webhooks (the engine's hooks) run at most this often, over every batch "
         "applied since their last run: their cost per run is mostly fixed, and they share the interpreter with "
-        "ingestion and scoring. Scores never wait for them; `wait=settled` requests do. 0: back to back.",
+        "ingestion and scoring (at 1,000 events/s, 0.2 s gave p99 event -> visible score 66-75 ms, 1 s gave "
+        "61-68 ms, three interleaved pairs). Segment entries and webhooks follow within about this long. "
+        "Scores never wait for them; `wait=settled` requests do. 0: back to back.",
     )
     live_state_max_instants: int = Field(
         500_000,
