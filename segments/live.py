@@ -69,19 +69,20 @@ class LiveSegments:
     def observe(self, events: pa.Table | pd.DataFrame, customer_ids: pa.Array | list[str]) -> list[str]:
         """Add the consent statements of the events (one customer id per row); returns customers whose
         statements changed."""
-        if isinstance(events, pa.Table):  # most batches hold no consent statement: no conversion for them
+        if isinstance(events, pa.Table):
+            # selected in Arrow: most batches hold no consent statement, and only statements are converted
             hit = pc.equal(events["type"], "consent_update")
             if not pc.any(hit).as_py():
                 return []
-            frame = events.to_pandas()
+            owners = pa.array(customer_ids, pa.string()) if isinstance(customer_ids, list) else customer_ids
+            sub, ids = events.filter(hit).to_pandas(), owners.filter(hit).to_pylist()
         else:
-            frame = events
-        mask = (frame["type"] == "consent_update").to_numpy()
-        if not mask.any():
+            mask = (events["type"] == "consent_update").to_numpy()
+            every = customer_ids.to_pylist() if isinstance(customer_ids, pa.Array) else list(customer_ids)
+            sub, ids = events[mask], [c for c, m in zip(every, mask, strict=True) if m]
+        if sub.empty:
             return []
-        ids = customer_ids.to_pylist() if isinstance(customer_ids, pa.Array) else list(customer_ids)
-        sub = frame[mask]
-        new = statements_of(sub, [ids[i] for i in mask.nonzero()[0]])
+        new = statements_of(sub, ids)
         changed = []
         for customer, rows in new.groupby("customer_id"):
             self._merge_statements(str(customer), rows)
