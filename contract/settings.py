@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "bulk (latest row per customer), at most a tenth of the time under load; reads serve rows not yet "
         "written from memory. 0: write at once.",
     )
+    live_write_process: bool = Field(
+        True,
+        description="The write-behind's Feast writes run in a child process (features/write_process.py) at a "
+        "lower CPU priority, so Feast's per-value conversions never hold the serving process's interpreter. "
+        "False: a thread of the serving process writes them, paced to a tenth of the time.",
+    )
     live_hooks_seconds: float = Field(
         1.0,
         ge=0,

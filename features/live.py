@@ -373,9 +373,10 @@ class LiveFeatures:
             sweeper.stop(timeout)
 
     # --- write-behind ---
-    def start_writer(self, interval_s: float) -> None:
-        """Write online rows behind the live path every `interval_s` (`OnlineWriter.start`)."""
-        self.writer.start(interval_s)
+    def start_writer(self, interval_s: float, process: bool = False) -> None:
+        """Write online rows behind the live path every `interval_s`, from a child process with `process`
+        (`OnlineWriter.start`)."""
+        self.writer.start(interval_s, process)
 
     def stop_writer(self, timeout: float | None = 10.0) -> None:
         """Stop writing behind; what is waiting is written now."""

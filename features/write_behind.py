@@ -9,10 +9,16 @@ a reader sees is the same with or without write-behind; only other processes rea
 directly see a row up to one interval late (longer under load: the writer keeps to `WRITER_MAX_DUTY` of the
 time, pausing after each chunk for nine times as long as it took, so a 1,500-row backlog is written over
 ~15 s in short bursts instead of one multi-second stretch that holds the interpreter).
+
+With `start(process=True)` (the real-time engine's default) the writes themselves run in a child process
+(`features.write_process`): the thread only hands each chunk over and waits with the interpreter released, so
+it needs no pacing. Should the child die, the writer says so and writes in this process again; rows stay
+waiting until a write is acknowledged, so none is lost.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime
@@ -26,6 +32,9 @@ from features.periodic import Periodic
 
 if TYPE_CHECKING:
     from features.store import FeatureRepo
+    from features.write_process import WriterProcess
+
+log = logging.getLogger(__name__)
 
 
 def _common_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
@@ -74,6 +83,8 @@ WRITER_MAX_DUTY = 0.1
 #: Rows per Feast write call: Feast converts each value to a proto in Python (~0.5 ms a row per view), so a
 #: call holds the interpreter for its whole length; a behind flush pauses between calls (`flush(pace=)`).
 WRITE_CHUNK = 32
+#: Rows per hand-over to the writer process: it holds no interpreter of ours, so chunks only bound a request.
+PROCESS_CHUNK = 512
 
 
 class OnlineWriter:
@@ -90,6 +101,7 @@ class OnlineWriter:
         self._frames: dict[int, tuple[pd.DataFrame, datetime]] = {}
         self._key = 0
         self._thread: Periodic | None = None
+        self._process: WriterProcess | None = None
         self._flushing = threading.Lock()
         self._hurry = threading.Event()  # set by `stop`: a paced flush finishes without pausing
         self.flushes = 0
@@ -99,6 +111,11 @@ class OnlineWriter:
     @property
     def behind(self) -> bool:
         return self._thread is not None
+
+    @property
+    def process(self) -> WriterProcess | None:
+        """The child process writing for the thread, if any (`start(process=True)`)."""
+        return self._process
 
     @property
     def unwritten(self) -> int:
@@ -165,20 +182,20 @@ class OnlineWriter:
         with self._flushing:
             with self._lock:
                 pending = list(self._unwritten.items())
-            for start in range(0, len(pending), self.chunk):
+            chunk = self.chunk if self._process is None else PROCESS_CHUNK
+            for start in range(0, len(pending), chunk):
                 began = time.thread_time()  # this thread's own time: waits for the lock don't count
-                refs = dict(pending[start : start + self.chunk])
+                refs = dict(pending[start : start + chunk])
                 with self._lock:
                     rows, stamps = self._rows(refs)
-                for view in VIEWS:
-                    self.repo.write_online(view, rows, stamps)
+                self._write(rows, stamps)
                 with self._lock:
                     self.cleared += 1
                     for c, ref in refs.items():
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]
-                last = start + self.chunk >= len(pending)  # after it there is nothing to make room for
-                if not last:
+                last = start + chunk >= len(pending)  # after it there is nothing to make room for
+                if not last and self._process is None:
                     pause = (time.thread_time() - began) * pace
                     if pause and not self._hurry.is_set():
                         self._hurry.wait(pause)
@@ -193,23 +210,55 @@ class OnlineWriter:
                 self.rows_written += len(pending)
             return len(pending)
 
-    def start(self, interval_s: float) -> None:
-        """Write behind from a daemon thread every `interval_s`. A second call while running does nothing."""
+    def _write(self, rows: pd.DataFrame, stamps: pd.Series) -> None:
+        """Every view's columns of `rows` into the store: through the writer process when there is one."""
+        process = self._process
+        if process is not None:
+            from features.write_process import WriterProcessError
+
+            try:
+                process.write(rows[self._columns], stamps)
+                return
+            except WriterProcessError as exc:
+                if process.alive:
+                    raise
+                log.warning("%s; writing online rows in this process from now on", exc)
+                self._process = None
+                process.close()
+        for view in VIEWS:
+            self.repo.write_online(view, rows, stamps)
+
+    @property
+    def _columns(self) -> list[str]:
+        return [JOIN_KEY, *dict.fromkeys(name for view in VIEWS.values() for name, _, _ in view)]
+
+    def start(self, interval_s: float, process: bool = False) -> None:
+        """Write behind from a daemon thread every `interval_s`; with `process`, the writes run in a child
+        process (`features.write_process`). A second call while running does nothing."""
         if self._thread is not None:
             return
+        if process:
+            from features.write_process import WriterProcess
+
+            self._process = WriterProcess(self.repo.settings)
         pace = 1 / WRITER_MAX_DUTY - 1
         self._hurry.clear()
-        thread = Periodic(lambda: self.flush(pace), interval_s, "cxi-online-writer")
+        thread = Periodic(lambda: self.flush(0.0 if self._process else pace), interval_s, "cxi-online-writer")
         with self._lock:
             self._thread = thread
         thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the thread and write what is waiting (writes are synchronous again)."""
+        """Stop the thread and write what is waiting (writes are synchronous and in this process again)."""
         if self._thread is None:
             return
         self._hurry.set()
         self._thread.stop(timeout)
         with self._lock:
             self._thread = None
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            process, self._process = self._process, None
+            if process is not None:
+                process.close()

@@ -190,7 +190,7 @@ class RealtimeEngine:
             engine.matching.start(settings.live_anonymous_match, settings.live_match_seconds)
         engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
         if settings.live_write_behind_seconds > 0:
-            engine.features.start_writer(settings.live_write_behind_seconds)
+            engine.features.start_writer(settings.live_write_behind_seconds, settings.live_write_process)
         return engine
 
     def recover(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -372,6 +373,35 @@ def test_bad_input_names_the_field(repo) -> None:
         state.update(rows, pa.array(["a"]), {}, datetime(2025, 1, 1))
     with pytest.raises(ContractError, match=r"events\.type"):
         state.update(rows.drop_columns(["type"]), pa.array(["a"]), {}, T0)
+
+
+def test_writes_behind_through_a_child_process_and_in_process_once_it_is_gone(repo) -> None:
+    from features.write_process import WriterProcessError
+
+    state = LiveFeatures(repo)
+    state.start_writer(3600.0, process=True)
+    process = state.writer.process
+    assert process is not None and process.pid != os.getpid()
+    t = T0 + timedelta(days=41)
+    first = [{"event_id": "wp1", "occurred_at": t, "type": "add_to_cart", "category": "shoes", "quantity": 3}]
+    state.update(events_table(first), pa.array(["wp-1"]), {}, t)
+    assert state.writer.flush() == 1 and state.writer.unwritten == 0
+    stored = repo.online(["wp-1"], "live_v1").iloc[0]  # written by the child, read here
+    assert (stored.cart_items, stored.last_category, stored.features_as_of) == (3, "shoes", pd.Timestamp(t))
+    assert repo.online(["wp-1"], "churn_v1").features_as_of.tolist() == [pd.Timestamp(t)]
+
+    with pytest.raises(WriterProcessError, match="KeyError"):  # a row without the views' columns
+        process.write(pd.DataFrame({"customer_id": ["wp-1"]}), pd.Series([pd.Timestamp(t)]))
+    assert process.alive  # an error answer leaves the child serving
+
+    process._proc.kill()
+    process._proc.wait()
+    later = t + timedelta(minutes=1)
+    second = [{"event_id": "wp2", "occurred_at": later, "type": "add_to_cart", "category": "bags"}]
+    state.update(events_table(second), pa.array(["wp-1"]), {}, later)
+    assert state.writer.flush() == 1 and state.writer.process is None  # the row was written here instead
+    assert repo.online(["wp-1"], "live_v1").cart_items.tolist() == [4]
+    state.stop_writer()
 
 
 def test_writes_behind_serve_the_waiting_row_and_flush_the_latest(repo) -> None:
