@@ -150,7 +150,8 @@ class EventArrays:
         price = _floats(events.column("price"))
         revenue = _floats(events.column("revenue"))
         amount = np.where(np.isnan(revenue), price * np.where(np.isnan(qty), 1.0, qty), revenue)
-        amount += 0.0  # -0.0 -> 0.0: else a sum of only -0.0 keeps its sign or not with the events summed beside it
+        # -0.0 -> 0.0: else a sum of only -0.0 keeps its sign or not with the events summed beside it
+        amount += 0.0
         env = {"e.type": _coded(events.column("type")), "e.amount": amount, "e.quantity": qty}
         return cls(owner, _micros(stamp), env, _coded(events.column("category")))
 
