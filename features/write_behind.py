@@ -192,8 +192,7 @@ class OnlineWriter:
             for start in range(0, len(pending), chunk):
                 began = time.thread_time()  # this thread's own time: waits for the lock don't count
                 refs = dict(pending[start : start + chunk])
-                with self._lock:
-                    rows, stamps = self._rows(refs)
+                rows, stamps = self._rows(refs)  # no lock: frames are never changed, only dropped below
                 self._write(rows, stamps)
                 with self._lock:
                     self.cleared += 1
