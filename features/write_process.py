@@ -13,7 +13,8 @@ Protocol, over the child's stdin/stdout: the first stdin line is the Settings as
 The child answers one line per request: ``ok`` once every view is written and committed, or ``error <text>``.
 It says ``ready`` once Feast is imported and the store opened, and exits at end of input only (so it exits
 when the parent dies, even by kill -9, and not before the parent's last flush on a Ctrl-C or SIGTERM: it runs
-in a session of its own). The online store is switched to SQLite's WAL journal, so the parent's
+in a session of its own and ignores SIGINT and SIGTERM, which BentoML's supervisor also sends to the children
+of the workers it stops). The online store is switched to SQLite's WAL journal, so the parent's
 reads never wait for the child's write transactions.
 """
 
@@ -23,6 +24,7 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -189,6 +191,8 @@ def _serve(stdin: IO[bytes], answers: IO[bytes]) -> int:
 
 def main() -> int:
     """The child's entry point: answers go to the real stdout; anything else printed goes to stderr."""
+    for sig in (signal.SIGINT, signal.SIGTERM):  # BentoML's supervisor signals its workers' children too
+        signal.signal(sig, signal.SIG_IGN)
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(OSError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -393,6 +394,11 @@ def test_writes_behind_through_a_child_process_and_in_process_once_it_is_gone(re
     with pytest.raises(WriterProcessError, match="KeyError"):  # a row without the views' columns
         process.write(pd.DataFrame({"customer_id": ["wp-1"]}), pd.Series([pd.Timestamp(t)]))
     assert process.alive  # an error answer leaves the child serving
+    os.kill(process.pid, signal.SIGTERM)  # as BentoML's supervisor does when it stops the service
+    seen = t + timedelta(seconds=30)
+    view = [{"event_id": "wp1b", "occurred_at": seen, "type": "page_view", "category": "shoes"}]
+    state.update(events_table(view), pa.array(["wp-1"]), {}, seen)
+    assert state.writer.flush() == 1 and state.writer.process is process  # still the child's: it ends at EOF
 
     process._proc.kill()
     process._proc.wait()
