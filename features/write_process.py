@@ -56,10 +56,8 @@ class WriterProcess:
     """A child process that writes feature rows (every view's columns) to the Feast online store."""
 
     def __init__(self, settings: Settings) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-        }
+        paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}  # an empty entry would add the cwd
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "features.write_process"],
             stdin=subprocess.PIPE,
