@@ -24,6 +24,7 @@ import contextlib
 import gc
 import logging
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -55,7 +56,11 @@ class WriterProcessError(WorkspaceError):
 class WriterProcess:
     """A child process that writes feature rows (every view's columns) to the Feast online store."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, answer_timeout_s: float = 60.0, ready_timeout_s: float = 300.0
+    ) -> None:
+        self.answer_timeout_s = answer_timeout_s  # a write answered later than this: the child is killed
+        self.ready_timeout_s = ready_timeout_s  # Feast's import and the store's opening, on a busy machine
         paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}  # an empty entry would add the cwd
         self._proc = subprocess.Popen(
@@ -88,7 +93,15 @@ class WriterProcess:
         except (BrokenPipeError, ValueError, OSError) as exc:
             raise WriterProcessError(f"online writer process {self.pid} is gone: {exc}") from exc
 
-    def _answer(self) -> str:
+    def _answer(self, timeout_s: float) -> str:
+        """The child's next line; a child silent for `timeout_s` is killed (the caller then writes in-process:
+        a hung child must not hang the writer thread, nor the service's shutdown behind it)."""
+        if not select.select([self._stdout], [], [], timeout_s)[0]:
+            self._proc.kill()
+            self._proc.wait()
+            raise WriterProcessError(
+                f"online writer process {self.pid} did not answer in {timeout_s:g} s: killed"
+            )
         line = self._stdout.readline()
         if not line:
             raise WriterProcessError(f"online writer process {self.pid} exited (code {self._proc.poll()})")
@@ -101,7 +114,7 @@ class WriterProcess:
 
     def _wait_ready(self) -> None:
         if not self._ready:
-            answer = self._answer()
+            answer = self._answer(self.ready_timeout_s)
             if answer != "ready":
                 raise WriterProcessError(f"online writer process {self.pid} did not start: {answer}")
             self._ready = True
@@ -118,7 +131,7 @@ class WriterProcess:
         with self._lock:
             self._wait_ready()
             self._send(_LENGTH.pack(payload.size) + payload.to_pybytes())
-            answer = self._answer()
+            answer = self._answer(self.answer_timeout_s)
         if answer != "ok":
             raise WriterProcessError(f"online writer process {self.pid}: {answer}")
 
