@@ -15,7 +15,8 @@ bulk the rows whose windows ran out and, oldest first, rows older than `live_ref
 store expires windows by itself too (within one sweep interval).
 
 Online writes go through `features.write_behind.OnlineWriter`: at once by default, or, with `start_writer`
-(what the real-time engine runs), behind the live path in bulk while reads serve waiting rows from memory.
+(what the real-time engine runs), behind the live path in bulk while reads serve waiting rows from memory; the
+engine's writes themselves run in a child process (`features.write_process`).
 
 An absorbed customer (merged into a survivor) keeps an online row: it is rewritten as the empty row (no
 events, zero counts, null recencies), which is what the batch function says about an id without events.

@@ -4,7 +4,8 @@
 (acknowledged only after fsync) and hands them to one applier thread. The applier takes everything pending
 at once (so a burst of single-event requests becomes one micro-batch), stitches it with `LiveIdentity` and
 recomputes the touched customers' features with the feature definition (`LiveFeatures.update`); the rows
-go to the Feast online store behind the live path (`features.write_behind`, reads serve them at once). A
+go to the Feast online store behind the live path (`features.write_behind`, written by a child process,
+`features.write_process`; reads serve them at once). A
 request may wait until its events are *visible* (the default: the next score reflects them) or only until
 they are *durable*. The hooks (segments, webhooks) run on their own thread, after visibility, over every
 batch applied since their last run at once and at most every `live_hooks_seconds`, so a slow hook delays
