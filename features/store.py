@@ -136,6 +136,12 @@ class FeatureRepo:
         frame = features[[JOIN_KEY, *names]].assign(**{TIMESTAMP_FIELD: at, CREATED_FIELD: at})
         self.store.write_to_online_store(view, frame, allow_registry_cache=True)
 
+    def write_views(self, features: pd.DataFrame, as_of: datetime | pd.Series) -> None:
+        """`write_online` into every view: what putting a computed row online means (each view takes its
+        columns of `features`)."""
+        for view in VIEWS:
+            self.write_online(view, features, as_of)
+
     # --- reads ---
     def _service(self, service: str) -> FeatureService:
         if service not in self._services:

@@ -85,6 +85,8 @@ WRITER_MAX_DUTY = 0.1
 WRITE_CHUNK = 32
 #: Rows per hand-over to the writer process: it holds no interpreter of ours, so chunks only bound a request.
 PROCESS_CHUNK = 512
+#: Every view's columns: what a row handed to the writer process carries.
+_VIEW_COLUMNS = [JOIN_KEY, *dict.fromkeys(name for view in VIEWS.values() for name, _, _ in view)]
 
 
 class OnlineWriter:
@@ -127,8 +129,7 @@ class OnlineWriter:
         if frame.empty:
             return
         if self._thread is None:
-            for view in VIEWS:
-                self.repo.write_online(view, frame, now)
+            self.repo.write_views(frame, now)
             for c in frame[JOIN_KEY].tolist():  # a row still queued from before is older: never write it
                 self._unwritten.pop(c, None)
             return
@@ -200,7 +201,7 @@ class OnlineWriter:
                         if self._unwritten.get(c) == ref:
                             del self._unwritten[c]
                 last = start + chunk >= len(pending)  # after it there is nothing to make room for
-                if not last and self._process is None:
+                if not last:
                     pause = (time.thread_time() - began) * pace
                     if pause and not self._hurry.is_set():
                         self._hurry.wait(pause)
@@ -222,7 +223,7 @@ class OnlineWriter:
             from features.write_process import WriterProcessError
 
             try:
-                process.write(rows[self._columns], stamps)
+                process.write(rows[_VIEW_COLUMNS], stamps)
                 return
             except WriterProcessError as exc:
                 if process.alive:
@@ -230,12 +231,7 @@ class OnlineWriter:
                 log.warning("%s; writing online rows in this process from now on", exc)
                 self._process = None
                 process.close()
-        for view in VIEWS:
-            self.repo.write_online(view, rows, stamps)
-
-    @property
-    def _columns(self) -> list[str]:
-        return [JOIN_KEY, *dict.fromkeys(name for view in VIEWS.values() for name, _, _ in view)]
+        self.repo.write_views(rows, stamps)
 
     def start(self, interval_s: float, process: bool = False) -> None:
         """Write behind from a daemon thread every `interval_s`; with `process`, the writes run in a child

@@ -4,7 +4,7 @@ Feast's `write_to_online_store` converts every value to a protobuf in Python (~0
 holds the interpreter while it does. In the serving process that time is taken from ingestion and scoring:
 at 1,000 events/s, turning the write-behind off lowered p99 event -> visible score from 67-79 ms to 42-46 ms
 (two interleaved pairs; the diagnostic behind this module). `WriterProcess` runs the same
-`FeatureRepo.write_online` in a child (``python -m features.write_process``), at a lower CPU priority; the
+`FeatureRepo.write_views` in a child (``python -m features.write_process``), at a lower CPU priority; the
 parent's writer thread only hands it Arrow batches and waits for each acknowledgement with the interpreter
 released.
 
@@ -107,11 +107,6 @@ class WriterProcess:
             raise WriterProcessError(f"online writer process {self.pid} exited (code {self._proc.poll()})")
         return line.decode().strip()
 
-    def wait_ready(self) -> None:
-        """Block until the child has imported Feast and opened the store (at most once)."""
-        with self._lock:
-            self._wait_ready()
-
     def _wait_ready(self) -> None:
         if not self._ready:
             answer = self._answer(self.ready_timeout_s)
@@ -153,18 +148,8 @@ def use_wal(repo: FeatureRepo) -> None:
     import sqlite3
 
     path = repo.settings.feast_dir / "online.db"
-    with sqlite3.connect(path) as con:
+    with contextlib.closing(sqlite3.connect(path)) as con:
         con.execute("PRAGMA journal_mode=WAL")
-    con.close()
-
-
-def _write(repo: FeatureRepo, table: pa.Table) -> None:
-    from features.definitions import VIEWS
-
-    frame = table.drop_columns([_AT]).to_pandas()
-    stamps = table.column(_AT).to_pandas()
-    for view in VIEWS:
-        repo.write_online(view, frame, stamps)
 
 
 def _serve(stdin: IO[bytes], answers: IO[bytes]) -> int:
@@ -192,7 +177,8 @@ def _serve(stdin: IO[bytes], answers: IO[bytes]) -> int:
         if len(body) < size:
             break
         try:
-            _write(repo, pa.ipc.open_stream(body).read_all())
+            table = pa.ipc.open_stream(body).read_all()
+            repo.write_views(table.drop_columns([_AT]).to_pandas(), table.column(_AT).to_pandas())
         except Exception as exc:  # the parent keeps the rows and retries; say why
             answer(f"error {type(exc).__name__}: {exc}".replace("\n", " "))
             continue
