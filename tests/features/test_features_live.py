@@ -400,7 +400,7 @@ def test_writes_behind_through_a_child_process_and_in_process_once_it_is_gone(re
     state.update(events_table(view), pa.array(["wp-1"]), {}, seen)
     assert state.writer.flush() == 1 and state.writer.process is process  # still the child's: it ends at EOF
 
-    process.answer_timeout_s = 1.0
+    process.child.answer_timeout_s = 1.0
     os.kill(process.pid, signal.SIGSTOP)  # hung: it never answers, so the writer kills it
     later = t + timedelta(minutes=1)
     second = [{"event_id": "wp2", "occurred_at": later, "type": "add_to_cart", "category": "bags"}]
