@@ -9,7 +9,8 @@ go to the Feast online store behind the live path (`features.write_behind`, writ
 request may wait until its events are *visible* (the default: the next score reflects them) or only until
 they are *durable*. The hooks (segments, webhooks) run on their own thread, after visibility, over every
 batch applied since their last run at once and at most every `live_hooks_seconds`, so a slow hook delays
-neither ingestion nor scores.
+neither ingestion nor scores; the segment hook's work itself runs in a child process
+(`serving.segments_process`), so it does not hold this process's interpreter either.
 
 Derived state is a function of the batch state plus the log: on start the engine re-applies every logged
 event not yet in the workspace `events` table, so a crash (kill -9) loses nothing that was acknowledged and
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from identity.live import LiveIdentity, LiveUpdate
     from serving.realtime_matching import LiveMatching
     from serving.segments_live import SegmentHook
+    from serving.segments_process import SegmentProcess
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class RealtimeEngine:
         self.visible_timeout = visible_timeout
         self.hooks_interval = hooks_interval
         self.hooks: list[Hook] = []
-        self.segments: SegmentHook | None = None
+        self.segments: SegmentHook | SegmentProcess | None = None
         self.stats = EngineStats()
         self._pending: list[tuple[pa.Table, datetime]] = []
         self._pending_rows = 0
@@ -171,10 +173,8 @@ class RealtimeEngine:
             hooks_interval=settings.live_hooks_seconds,
         )
         if segments:
-            from serving.segments_live import SegmentHook
-
             try:
-                hook = SegmentHook.open(settings, engine)
+                hook = engine.open_segments(settings)
                 engine.hooks.append(hook)
                 engine.segments = hook
             except Exception as exc:  # scoring and ingestion work without segments; say why once
@@ -192,7 +192,22 @@ class RealtimeEngine:
         engine.features.start_sweeper(clock=engine.clock)  # short windows expire without new events
         if settings.live_write_behind_seconds > 0:
             engine.features.start_writer(settings.live_write_behind_seconds, settings.live_write_process)
+        if engine.segments is not None and not engine.segments.wait_ready():
+            engine.hooks.remove(engine.segments)  # its set-up failed (logged): scoring and ingestion go on
+            engine.segments.close()
+            engine.segments = None
         return engine
+
+    def open_segments(self, settings: Settings) -> SegmentHook | SegmentProcess:
+        """The live segments hook: in a child process (`serving.segments_process`) unless
+        ``live_segments_process`` is off; either way the feature rows come from this engine."""
+        if settings.live_segments_process:
+            from serving.segments_process import SegmentProcess
+
+            return SegmentProcess(settings, self.features.compute)
+        from serving.segments_live import SegmentHook
+
+        return SegmentHook.open(settings, self.features.compute)
 
     def recover(self) -> int:
         """Apply every logged event that the workspace's batch state does not hold yet; returns how many."""

@@ -222,9 +222,8 @@ class CXIService:
 
     # --- segments: pull API (GET /v1/segments, GET /v1/segments/{name}/members) ---------------------------
     def _segment_store(self):  # type: ignore[no-untyped-def]
-        engine = self._open_engine()
-        if engine is not None and engine.segments is not None:
-            return engine.segments.segments.store
+        """The workspace's segment store: the live segments (a child process, by default) append to it and
+        every read re-lists its parts, so live changes show at once."""
         if self._store is None:
             from contract.workspace import Workspace
             from segments.store import SegmentStore
