@@ -22,10 +22,9 @@ import logging
 import os
 import pickle
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from contract.child import Child, ChildError, serve
+from contract.child import Child, ChildError, Handler, serve
 from serving.segments_live import Compute, HookRun, SegmentHook
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class SegmentProcess:
             self.fallback.close()
 
 
-def _start(settings: Settings, hooks: list[SegmentHook]) -> Callable[[bytes], None]:
+def _start(settings: Settings, hooks: list[SegmentHook]) -> Handler:
     hook = SegmentHook.open(settings)
     hooks.append(hook)
     gc.freeze()  # the imports' objects (MLflow, LightGBM): full collections need not walk them
