@@ -49,11 +49,16 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the live sweeper expires short windows and refreshes old rows."
     )
     live_write_behind_seconds: float = Field(
-        1.0,
+        3.0,
         ge=0,
         description="The real-time engine writes recomputed rows to the Feast online store this often, in "
-        "bulk (latest row per customer), at most a tenth of the time under load; reads serve rows not yet "
-        "written from memory. 0: write at once.",
+        "bulk (latest row per customer), at most a tenth of the time under load; the service's reads serve "
+        "rows not yet written from memory, so only other readers of the Feast store see them up to this much "
+        "later. Each write is a customer's whole row, converted value by value by Feast (the writer child's "
+        "CPU, on the cores the service shares): a customer touched several times in an interval is written "
+        "once (at 1,000 events/s over 500 customers, 3 s instead of 1 s gave p99 event -> visible score "
+        "124.8 -> 49.6 and 61.8 -> 52.0 ms, p90 36.6 -> 32.6 and 34.8 -> 32.5, two interleaved pairs). "
+        "0: write at once.",
     )
     live_write_process: bool = Field(
         True,
