@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 
-from contract.child import Child, ChildError, Handler, serve
+from contract.child import Child, ChildError, Handler, exit_now, serve
 from contract.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,10 +98,10 @@ def _start(settings: Settings) -> Handler:
     return write
 
 
-def main() -> int:
+def main() -> None:
     """The child's entry point."""
-    return serve(_start, name="cxi-online-writer")
+    exit_now(serve(_start, name="cxi-online-writer"))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import pickle
-import sys
 from typing import TYPE_CHECKING
 
-from contract.child import Child, ChildError, Handler, serve
+from contract.child import Child, ChildError, Handler, exit_now, serve
 from serving.segments_live import Compute, HookRun, SegmentHook
 
 if TYPE_CHECKING:
@@ -103,9 +101,7 @@ def main() -> None:
     finally:
         for hook in hooks:
             hook.close()  # the deliverer stops; the outbox keeps what it has not delivered
-        sys.stderr.flush()
-        # no interpreter teardown: with the imports frozen, nanobind (DuckDB) reports them as leaks at exit
-        os._exit(code)
+        exit_now(code)
 
 
 if __name__ == "__main__":
