@@ -93,7 +93,7 @@ class HookRun:
             extra = compute(missing, pd.Timestamp(slim[-1].applied_at).to_pydatetime())
             rows = extra if rows is None else pd.concat([rows, extra], ignore_index=True)
         assert rows is not None
-        return cls(slim, list(customers), rows.reset_index(drop=True))
+        return cls(slim, list(customers), rows)  # `SegmentHook.scores` takes its own re-indexed copy
 
 
 class SegmentHook:
