@@ -105,15 +105,48 @@ def test_merge_then_unmerge_is_identity(seed: int, data: st.DataObject) -> None:
             one_event(20_001, "my", anonymous_id=y[1], device_id=dev),
         ]
     )
+    since = datetime.now(UTC)
     r.resolve_incremental(merge)
     merged = IdentityIndex.load(ws)
     assume(merged.customer_for(*x) == merged.customer_for(*y))
+    # only a pure merge is undone to the prior state: when the new device also makes a guard fire (e.g. a
+    # cookie now seen on two devices, seed 652), identifiers move by a split that no unmerge reverses
+    audit = [row for row in ws.read("identity_audit").to_pylist() if row["at"] >= since]
+    assume(audit and all(row["action"] == "merge" for row in audit))
     events = ws.count("events")
     r.unmerge(merged.customer_for(*x))
     assert id_map(ws) == before
     out = resolved_events(ws, ["event_id", "customer_id"])
     assert out.num_rows == events and len(set(out["event_id"].to_pylist())) == events
     assert out["customer_id"].null_count == 0
+
+
+def test_a_move_forced_by_a_guard_is_audited_as_a_split_not_undone_as_a_merge() -> None:
+    """Seed 652: cookie a0-2 (of u0's cluster) shows up on a33-1's device, so it is on two devices; the
+    conflict guard cuts its old device link and it moves. No cluster was absorbed: the audit names the split
+    and unmerge refuses rather than guessing."""
+    ws = Workspace(tempfile.mkdtemp())
+    ws.replace("events", random_events(652, n=150))
+    r = IdentityResolver(ws)
+    r.resolve()
+    before = IdentityIndex.load(ws)
+    cx, cy = before.customer_for("anonymous_id", "a33-1"), before.customer_for("anonymous_id", "a0-2")
+    assert cx != cy and ("device_id", "d33-0") in before.identifiers_of(cx)
+    r.resolve_incremental(
+        pa.concat_tables(
+            [
+                one_event(20_000, "mx", anonymous_id="a33-1", device_id="d33-0"),
+                one_event(20_001, "my", anonymous_id="a0-2", device_id="d33-0"),
+            ]
+        )
+    )
+    after = IdentityIndex.load(ws)
+    assert after.customer_for("anonymous_id", "a0-2") == cx and after.customer_for("user_id", "u0") == cy
+    audit = ws.read("identity_audit").to_pylist()
+    assert {(a["action"], a["survivor"], a["absorbed"]) for a in audit} >= {("split", cy, cx)}
+    assert not [a for a in audit if a["action"] == "merge"]
+    with pytest.raises(IdentityError, match="no merge to undo"):
+        r.unmerge(cx)
 
 
 def test_extra_edges_link_with_their_evidence_and_are_validated(ws: Workspace) -> None:
