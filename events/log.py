@@ -3,27 +3,24 @@
 An append is acknowledged only after its rows are on disk: one writer thread takes every pending append,
 drops the event_ids already stored (in this group, in the log, or in the workspace ``events`` table),
 numbers the rest gap-free from 1 (``seq``), writes them as ONE framed record and fsyncs once, then releases
-all the waiting callers. Segments roll at ``segment_bytes``; a background thread then "seals" each closed
-segment (rewrites it as a few large frames, same rows and seqs, temp file + rename) so that reading it
-decodes a handful of batches instead of one per commit. A segment is a header (magic + the Arrow schema
-message) followed by frames::
-
-    b"CXFR" | payload length u32 | first seq u64 | rows u32 | crc32 u32 | payload (one Arrow IPC record batch)
-
-The CRC covers the length, seq, rows and payload, so a torn or corrupt tail is detected at open and
-truncated (it was never acknowledged: the ack follows the fsync of everything before it). Reading glues
-the schema and a segment's batch messages into one IPC stream and decodes it in one call.
+all the waiting callers. Segments roll at ``segment_bytes``; a background thread then has a child process
+"seal" each closed segment (rewrite it as a few large frames, same rows and seqs, temp file + rename; see
+`events.segment`, which also holds the file format) so that reading it decodes a handful of batches instead of
+one per commit. Every frame carries a CRC, so a torn or corrupt tail is detected at open and truncated (it
+was never acknowledged: the ack follows the fsync of everything before it). Reading glues the schema and a
+segment's batch messages into one IPC stream and decodes it in one call.
 """
 
 from __future__ import annotations
 
 import bisect
 import fcntl
+import json
 import os
-import struct
+import subprocess
+import sys
 import threading
 import time
-import zlib
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,16 +35,14 @@ import pyarrow.compute as pc
 from contract.errors import ContractError, CXIError, WorkspaceError
 from contract.schemas import EVENTS_SCHEMA
 from contract.workspace import Workspace
+from events import segment
+from events.segment import FrameIndex
 
 #: What the log stores and ``read`` returns: ``seq`` then the stored events columns.
 LOG_SCHEMA = pa.schema([pa.field("seq", pa.int64()), *EVENTS_SCHEMA])
-_MAGIC = b"CXIEVLOG"
-_HEADER = struct.Struct("<8sII")  # magic, schema length, crc32(schema)
-_FRAME = struct.Struct("<4sIQII")  # magic, payload length, first seq, rows, crc32
-_FRAME_MAGIC = b"CXFR"
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 _KEYS = ("cxi-event-id-k1!", "cxi-event-id-k2!")
-_SEAL_ROWS = 65_536  # rows per frame of a sealed segment  # siphash keys (16 bytes) of the two id hashes
+_SEAL_ROWS = 65_536  # rows per frame of a sealed segment
+_SEAL_TIMEOUT_S = 600.0  # a sealing child silent this long is killed (the segment stays unsealed)
 
 
 class Overloaded(CXIError):
@@ -127,25 +122,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
-def _frame(batch: pa.RecordBatch, first: int) -> tuple[bytes, int]:
-    """A framed record (header + payload) and its payload length."""
-    payload = batch.serialize().to_pybytes()
-    head = struct.pack("<IQI", len(payload), first, batch.num_rows)
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return _FRAME_MAGIC + head + struct.pack("<I", crc) + payload, len(payload)
-
-
-def _segment_header(schema_bytes: bytes) -> bytes:
-    return _HEADER.pack(_MAGIC, len(schema_bytes), zlib.crc32(schema_bytes)) + schema_bytes
+def _seal_in_child(path: Path) -> list[FrameIndex]:
+    """Seal closed segment ``path`` into ``path.tmp`` in a child process (see `events.segment`)."""
+    done = subprocess.run(
+        [sys.executable, "-I", segment.__file__, str(path), str(_SEAL_ROWS)],
+        capture_output=True,
+        text=True,
+        timeout=_SEAL_TIMEOUT_S,
+        start_new_session=True,  # a Ctrl-C meant for the service does not cut a seal short
+        check=False,
+    )
+    if done.returncode:
+        raise WorkspaceError(f"sealing {path.name} failed: {done.stderr.strip()[-500:]}")
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in json.loads(done.stdout)]
 
 
 class EventLog:
@@ -268,40 +260,26 @@ class EventLog:
     def _scan(self, path: Path, *, last: bool) -> None:
         """Index one segment's valid frames; a bad frame ends it (torn tail: cut off; elsewhere: an error)."""
         fd = os.open(path, os.O_RDONLY)  # index and reads from one inode, even if a seal renames over it
-        raw = os.pread(fd, os.fstat(fd).st_size, 0)
-        data = memoryview(raw)
+        data = memoryview(os.pread(fd, os.fstat(fd).st_size, 0))
         bad_at: int | None = None
-        if len(data) < _HEADER.size:
+        head = segment.read_header(data)
+        if head is None:
             bad_at = 0
-        else:
-            magic, n, crc = _HEADER.unpack_from(data)
-            pos = _HEADER.size + n
-            schema = data[_HEADER.size : pos]
-            if magic != _MAGIC or len(schema) != n or zlib.crc32(schema) != crc:
-                bad_at = 0
-            elif schema != self._schema_bytes:
-                os.close(fd)
-                raise WorkspaceError(f"event log segment {path} holds another schema (an older CXI?)")
-        if bad_at is not None:
             os.close(fd)
+        elif head[0] != self._schema_bytes:
+            os.close(fd)
+            raise WorkspaceError(f"event log segment {path} holds another schema (an older CXI?)")
         else:
+            pos = head[1]
             seg = len(self._segments)
             self._segments.append(path)
             self._seg_fds.append(fd)
             while pos < len(data):
-                if len(data) - pos < _FRAME.size:
+                found = segment.next_frame(data, pos)
+                if found is None:
                     bad_at = pos
                     break
-                magic, length, first, rows, crc = _FRAME.unpack_from(data, pos)
-                start, end = pos + _FRAME.size, pos + _FRAME.size + length
-                head = data[pos + 4 : pos + _FRAME.size - 4]
-                if (
-                    magic != _FRAME_MAGIC
-                    or end > len(data)
-                    or zlib.crc32(data[start:end], zlib.crc32(head)) != crc
-                ):
-                    bad_at = pos
-                    break
+                first, rows, start, length = found
                 if first != self._last_seq + 1:
                     raise WorkspaceError(f"event log segment {path}: seq {first} follows {self._last_seq}")
                 for arr, v in (
@@ -312,7 +290,7 @@ class EventLog:
                 ):
                     arr.append(v)
                 self._last_seq = first + rows - 1
-                pos = end
+                pos = start + length
         if bad_at is None:
             return
         if not last:
@@ -415,9 +393,9 @@ class EventLog:
         if self._fd is None or self._size >= self.segment_bytes:
             self._roll(first)
         assert self._fd is not None
-        data, length = _frame(batch, first)
-        offset = self._size + _FRAME.size
-        _write_all(self._fd, data)
+        data, length = segment.frame(batch, first)
+        offset = self._size + segment.FRAME.size
+        segment.write_all(self._fd, data)
         _sync(self._fd)
         self._size += len(data)
         with self._cond:
@@ -434,8 +412,8 @@ class EventLog:
         """Start a new segment named by its first seq: header written and fsynced, then the directory."""
         path = self.directory / f"seg-{first:020d}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        header = _segment_header(self._schema_bytes)
-        _write_all(fd, header)
+        header = segment.segment_header(self._schema_bytes)
+        segment.write_all(fd, header)
         os.fsync(fd)
         _fsync_dir(self.directory)
         closed = len(self._segments) - 1
@@ -478,38 +456,25 @@ class EventLog:
             self._seal_cond.wait_for(lambda: not self._seal_queue and not self._sealing, timeout)
 
     def _seal(self, seg: int) -> None:
-        """Rewrite closed segment `seg` (same rows, same seqs) into a temp file, fsync, rename over it."""
+        """Have a child rewrite closed segment `seg` (same rows, same seqs) into a temp file, then rename it
+        over the segment and swap the index: no sealing CPU in this (serving) process."""
         with self._cond:
             i, j = bisect.bisect_left(self._f_seg, seg), bisect.bisect_right(self._f_seg, seg)
             end = self._f_first[j] if j < len(self._f_first) else self._last_seq + 1
             if j <= i or j - i <= -(-(end - self._f_first[i]) // _SEAL_ROWS):
                 return  # empty or sealed already
-            path, fd = self._segments[seg], self._seg_fds[seg]
-            offs, lens = self._f_off[i:j], self._f_len[i:j]
-        table = self._decode(self._load(fd, offs, lens))
-        tmp = path.with_name(path.name + ".tmp")
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        new = (array("q"), array("q"), array("q"), array("q"))
-        try:
-            size = 0
-            header = _segment_header(self._schema_bytes)
-            _write_all(out, header)
-            size += len(header)
-            for batch in table.combine_chunks().to_batches(max_chunksize=_SEAL_ROWS):
-                first = batch.column(0)[0].as_py()
-                data, length = _frame(batch, first)
-                _write_all(out, data)
-                for arr, v in zip(new, (first, seg, size + _FRAME.size, length), strict=True):
-                    arr.append(v)
-                size += len(data)
-            os.fsync(out)
-        finally:
-            os.close(out)
-        os.replace(tmp, path)
+            path, first = self._segments[seg], self._f_first[i]
+        frames = _seal_in_child(path)
+        if not frames or frames[0][0] != first or sum(f[1] for f in frames) != end - first:
+            raise WorkspaceError(
+                f"sealing {path.name}: the sealed copy does not hold seqs {first}..{end - 1}"
+            )
+        os.replace(path.with_name(path.name + ".tmp"), path)
         fresh = os.open(path, os.O_RDONLY)
         with self._cond:  # readers holding the old descriptor still read the old (identical) rows
-            for arr, v in zip((self._f_first, self._f_seg, self._f_off, self._f_len), new, strict=True):
-                arr[i:j] = v
+            for arr, k in ((self._f_first, 0), (self._f_off, 2), (self._f_len, 3)):
+                arr[i:j] = array("q", [f[k] for f in frames])
+            self._f_seg[i:j] = array("q", [seg] * len(frames))
             self._retired_fds.append(self._seg_fds[seg])
             self._seg_fds[seg] = fresh
         _fsync_dir(self.directory)
@@ -554,7 +519,7 @@ class EventLog:
         lo, hi = offsets[0], offsets[-1] + lengths[-1]
         data = memoryview(os.pread(fd, hi - lo, lo))
         parts = [data[o - lo : o - lo + n] for o, n in zip(offsets, lengths, strict=True)]
-        return b"".join([self._schema_bytes, *parts, _EOS])
+        return b"".join([self._schema_bytes, *parts, segment.EOS])
 
     @staticmethod
     def _decode(stream: bytes) -> pa.Table:
