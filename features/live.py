@@ -262,7 +262,10 @@ class LiveFeatures:
                     stale[i] = True
                     if s <= at_us:
                         behind.add(ids[i])
-        return stale, behind
+        # a read can fetch its row before an update lands and judge it after: its recompute (at the read's
+        # instant) must never replace a newer row in memory, or a later score would serve the older one
+        written = self._schedule.written
+        return stale, {c for c in behind if written.get(c, at_us) <= at_us}
 
     def read(self, customer_ids: list[str], now: datetime, service: str = "churn_v1") -> pd.DataFrame:
         """Online features of `service` (one row per id, order kept, plus `features_as_of`).

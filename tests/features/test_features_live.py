@@ -431,3 +431,29 @@ def test_writes_behind_serve_the_waiting_row_and_flush_the_latest(repo) -> None:
     state.stop_writer()
     state.update(events_table([{**second[0], "event_id": "wb3"}]), pa.array(["wb-1"]), {}, later)
     assert state.writer.unwritten == 0 and repo.online(["wb-1"], "live_v1").cart_items.tolist() == [4]
+
+
+def test_a_read_that_raced_an_update_never_puts_an_older_row_in_its_place(repo, monkeypatch) -> None:
+    """A read whose store row was fetched before an update landed, for an instant before that update, serves
+    its own instant but must not queue its row over the update's (seen as a stale score under load)."""
+    state = LiveFeatures(repo)
+    state.start_writer(3600.0)
+    t = T0 + timedelta(days=60)
+    first = [{"event_id": "rc1", "occurred_at": t, "type": "page_view", "category": "hats"}]
+    state.update(events_table(first), pa.array(["rc-1"]), {}, t)
+    assert state.writer.flush() == 1
+    names = service_names("live_v1")
+    fetched = state._served(["rc-1"], "live_v1", names)  # the store's row (as of t), read first ...
+    assert fetched is not None and fetched.features_as_of.tolist() == [pd.Timestamp(t)]
+    later = t + timedelta(minutes=40)
+    second = [{"event_id": "rc2", "occurred_at": later, "type": "add_to_cart", "category": "bags"}]
+    state.update(events_table(second), pa.array(["rc-1"]), {}, later)  # ... then an update lands
+    monkeypatch.setattr(state, "_served", lambda *_: fetched)
+    raced = state.read(["rc-1"], t + timedelta(minutes=35), "live_v1").iloc[0]  # its 30-minute window ran out
+    assert raced.features_as_of == pd.Timestamp(t + timedelta(minutes=35)) and raced.events_30m == 0
+    monkeypatch.undo()
+    assert state.writer.flush() == 1  # the update's row, not the raced read's older one
+    assert repo.online(["rc-1"], "live_v1").features_as_of.tolist() == [pd.Timestamp(later)]
+    now = state.read(["rc-1"], later, "live_v1").iloc[0]
+    assert now.features_as_of == pd.Timestamp(later) and (now.cart_items, now.last_category) == (1, "bags")
+    state.stop_writer()
