@@ -1,9 +1,9 @@
 """The durable event log: append-only segment files under ``<workspace>/eventlog/``, written by group commit.
 
 An append is acknowledged only after its rows are on disk: one writer thread takes every pending append,
-drops the event_ids already stored (in this group, in the log, or in the workspace ``events`` table),
-numbers the rest gap-free from 1 (``seq``), writes them as ONE framed record and fsyncs once, then releases
-all the waiting callers. Segments roll at ``segment_bytes``; a background thread then has a child process
+drops the event_ids already stored (in this group, in the log, or in the workspace ``events`` table; the
+stored ones are held in `events.id_index`), numbers the rest gap-free from 1 (``seq``), writes them as ONE
+framed record and fsyncs once, then releases all the waiting callers. Segments roll at ``segment_bytes``; a background thread then has a child process
 "seal" each closed segment (rewrite it as a few large frames, same rows and seqs, temp file + rename; see
 `events.segment`, which also holds the file format) so that reading it decodes a handful of batches instead of
 one per commit. Every frame carries a CRC, so a torn or corrupt tail is detected at open and truncated (it
@@ -22,13 +22,11 @@ import sys
 import threading
 import time
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,11 +34,11 @@ from contract.errors import ContractError, CXIError, WorkspaceError
 from contract.schemas import EVENTS_SCHEMA
 from contract.workspace import Workspace
 from events import segment
+from events.id_index import IdIndex
 from events.segment import FrameIndex
 
 #: What the log stores and ``read`` returns: ``seq`` then the stored events columns.
 LOG_SCHEMA = pa.schema([pa.field("seq", pa.int64()), *EVENTS_SCHEMA])
-_KEYS = ("cxi-event-id-k1!", "cxi-event-id-k2!")
 _SEAL_ROWS = 65_536  # rows per frame of a sealed segment
 _SEAL_TIMEOUT_S = 600.0  # a sealing child silent this long is killed (the segment stays unsealed)
 
@@ -68,50 +66,6 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
-
-
-def _hashes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return tuple(pd.util.hash_array(ids, hash_key=k, categorize=False) for k in _KEYS)  # type: ignore[return-value]
-
-
-class _Seen:
-    """Event ids already stored. Recent ids exactly (a set); older ones as sorted 128-bit hashes, which
-    keeps millions of ids in 16 bytes each (a false "duplicate" needs a 128-bit collision)."""
-
-    def __init__(self) -> None:
-        self._h1 = np.empty(0, dtype=np.uint64)
-        self._h2 = np.empty(0, dtype=np.uint64)
-        self._recent: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self._h1) + len(self._recent)
-
-    def add_many(self, ids: np.ndarray) -> None:
-        """Fold an object array of ids into the hashed part (vectorised)."""
-        if len(ids) == 0:
-            return
-        h1, h2 = _hashes(ids)
-        h1, h2 = np.concatenate([self._h1, h1]), np.concatenate([self._h2, h2])
-        order = np.argsort(h1, kind="stable")
-        self._h1, self._h2 = h1[order], h2[order]
-
-    def add(self, ids: Iterable[str]) -> None:
-        self._recent.update(ids)
-        if len(self._recent) >= max(65_536, len(self._h1) // 2):  # doubling keeps folds amortised
-            recent, self._recent = self._recent, set()
-            self.add_many(np.array(list(recent), dtype=object))
-
-    def contains(self, ids: list[str]) -> np.ndarray:
-        out = np.fromiter((i in self._recent for i in ids), dtype=bool, count=len(ids))
-        if len(self._h1) and ids:
-            q1, q2 = _hashes(np.array(ids, dtype=object))
-            lo = np.searchsorted(self._h1, q1, side="left")
-            hi = np.searchsorted(self._h1, q1, side="right")
-            first = np.minimum(lo, len(self._h1) - 1)
-            out |= (lo < hi) & (self._h2[first] == q2)
-            for i in np.flatnonzero((hi - lo > 1) & ~out):  # equal first hashes: look at the whole run
-                out[i] = bool((self._h2[lo[i] : hi[i]] == q2[i]).any())
-        return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -174,7 +128,7 @@ class EventLog:
         self._f_len = array("q")
         self._last_seq = 0
         self._schema_bytes = LOG_SCHEMA.serialize().to_pybytes()
-        self._seen = _Seen()
+        self._seen = IdIndex()
         self._fd: int | None = None
         self._size = 0
         self._lock_fd: int | None = None

@@ -278,14 +278,3 @@ def test_kill_9_loses_no_acknowledged_event(ws: Workspace, segment_bytes: int) -
         assert len(got) == len(set(got))
         assert set(acked) <= set(got)
         assert log.append(rows(["after"])).table["seq"].to_pylist() == [len(got) + 1]
-
-
-def test_seen_ids_fold_into_hashes_exactly() -> None:
-    from events.log import _Seen
-
-    seen = _Seen()
-    seen.add_many(np.array([f"old{i}" for i in range(1000)], dtype=object))
-    seen.add(f"new{i}" for i in range(70_000))  # past the fold threshold: recent ids become hashes
-    assert len(seen) == 71_000 and len(seen._recent) == 0
-    probe = ["old0", "old999", "new0", "new69999", "new70000", "old1000", "x"]
-    assert seen.contains(probe).tolist() == [True, True, True, True, False, False, False]
