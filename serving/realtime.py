@@ -123,7 +123,7 @@ class RealtimeEngine:
         self.max_pending_rows = max_pending_rows
         self.visible_timeout = visible_timeout
         self.hooks_interval = hooks_interval
-        self.hooks: list[Hook] = []
+        self.hooks: list[Hook] = []  # replaced, not changed in place, once the hook thread runs
         self.segments: SegmentHook | SegmentProcess | None = None
         self.stats = EngineStats()
         self._pending: list[tuple[pa.Table, datetime]] = []
@@ -193,7 +193,9 @@ class RealtimeEngine:
         if settings.live_write_behind_seconds > 0:
             engine.features.start_writer(settings.live_write_behind_seconds, settings.live_write_process)
         if engine.segments is not None and not engine.segments.wait_ready():
-            engine.hooks.remove(engine.segments)  # its set-up failed (logged): scoring and ingestion go on
+            # its set-up failed (logged): scoring and ingestion go on. A new list, as the hook thread may be
+            # iterating the current one
+            engine.hooks = [h for h in engine.hooks if h is not engine.segments]
             engine.segments.close()
             engine.segments = None
         return engine
