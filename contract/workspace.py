@@ -20,6 +20,15 @@ import pyarrow.parquet as pq
 from contract.errors import WorkspaceError
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new, renamed or removed file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Workspace:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from contract.errors import ContractError, CXIError, WorkspaceError
 from contract.schemas import EVENTS_SCHEMA
-from contract.workspace import Workspace
+from contract.workspace import Workspace, fsync_dir
 from events import segment
 from events.id_index import IdIndex
 from events.segment import FrameIndex
@@ -66,14 +66,6 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _sync = getattr(os, "fdatasync", os.fsync)
@@ -181,7 +173,7 @@ class EventLog:
             fresh = not self.directory.exists()
             self.directory.mkdir(parents=True, exist_ok=True)
             if fresh:
-                _fsync_dir(self.directory.parent)
+                fsync_dir(self.directory.parent)
             self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -254,7 +246,7 @@ class EventLog:
             return
         if bad_at == 0:  # header itself torn: the segment never held an acknowledged frame
             path.unlink()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             return
         with open(path, "r+b") as fh:
             fh.truncate(bad_at)
@@ -369,7 +361,7 @@ class EventLog:
         header = segment.segment_header(self._schema_bytes)
         segment.write_all(fd, header)
         os.fsync(fd)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         closed = len(self._segments) - 1
         if self._fd is not None:
             os.close(self._fd)
@@ -431,7 +423,7 @@ class EventLog:
             self._f_seg[i:j] = array("q", [seg] * len(frames))
             self._retired_fds.append(self._seg_fds[seg])
             self._seg_fds[seg] = fresh
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     @property
     def pending(self) -> int:

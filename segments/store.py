@@ -18,6 +18,13 @@ under concurrent changes: no duplicates, no gaps); `changes` pages entry/exit de
 A build reads the current membership when it starts and replaces it when it ends: live events appended in
 between stay in the event history but not in the new membership (run builds when the live path is quiet, or
 `LiveSegments.reload` and re-evaluate the customers touched meanwhile).
+
+The live path appends one small part per hook run (up to one a second), and every read globs the parts, so
+a day's 86,400 parts would make each page a scan of as many files (250 ms a page at 2,000 parts). Once
+`COMPACT_PARTS` parts are under `COMPACT_BYTES`, the writer merges them into one (sorted by seq). Reads hold
+a shared lock for their query and a swap of parts (compaction, a membership replace) holds it exclusively
+for its renames, so a query sees the parts either before or after, never both or neither. A compaction
+cut short is finished (or undone) by the next writer from its intent file.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -40,7 +48,7 @@ import pyarrow.parquet as pq
 
 from contract.errors import ContractError, NotFoundError
 from contract.schemas import TS
-from contract.workspace import Workspace
+from contract.workspace import Workspace, fsync_dir
 from segments.consent import COLUMNS as CONSENT_COLUMNS
 from segments.evaluate import EVENT_COLUMNS, Evaluation, Thresholds
 
@@ -49,6 +57,9 @@ EVENTS = "segment_events"
 BUILDS = "segment_builds"
 ROW_GROUP = 16_384
 MAX_LIMIT = 10_000
+#: ``segment_events`` parts under `COMPACT_BYTES` are merged into one once there are this many.
+COMPACT_PARTS = 128
+COMPACT_BYTES = 4 << 20
 
 MEMBERS_SCHEMA = pa.schema(
     [("segment", pa.string()), ("customer_id", pa.string()), ("entered_at", TS), ("build_id", pa.string())]
@@ -150,6 +161,20 @@ class SegmentStore:
                 self._views.add(name)
         return self._db.cursor()
 
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one query, holding the readers' lock shared (see the module docstring)."""
+        with self._readers_lock(fcntl.LOCK_SH), self._cursor() as con:
+            yield con
+
+    @contextmanager
+    def _readers_lock(self, mode: int) -> Iterator[None]:
+        d = self.ws.root / "segments"
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "readers.lock", "a") as lock:
+            fcntl.flock(lock, mode)
+            yield
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -163,6 +188,7 @@ class SegmentStore:
         d.mkdir(parents=True, exist_ok=True)
         with open(d / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            self._finish_compaction()
             counter = d / "seq"
             last = int(counter.read_text() or 0) if counter.exists() else self._max_seq()
             self._last = last
@@ -174,7 +200,7 @@ class SegmentStore:
     def _max_seq(self) -> int:
         if not self.ws.exists(EVENTS):
             return 0
-        with self._cursor() as con:
+        with self._reading() as con:
             return int(con.execute(f"SELECT coalesce(max(seq), 0) FROM {EVENTS}").fetchone()[0])  # type: ignore[index]
 
     def _append_events(self, events: pd.DataFrame, first: int) -> pa.Table:
@@ -191,7 +217,62 @@ class SegmentStore:
         with self._locked() as last:
             table = self._append_events(events, last + 1)
             self._last = last + len(events)
+            self.compact_events()
         return table.to_pandas()
+
+    def compact_events(self, min_parts: int = COMPACT_PARTS) -> int:
+        """Merge the small ``segment_events`` parts into one when there are at least ``min_parts``; returns how
+        many were merged. Called under the writer lock (`append_events` does it)."""
+        d = self.ws.table_dir(EVENTS)
+        names = [n for n in os.listdir(d) if n.endswith(".parquet")] if d.is_dir() else []
+        if len(names) < max(min_parts, 2):  # the common case, without a stat per part
+            return 0
+        small = sorted(p for p in (d / n for n in names) if p.stat().st_size < COMPACT_BYTES)
+        if len(small) < max(min_parts, 2):
+            return 0
+        with self._cursor() as con:  # no readers' lock: these parts stay until the swap below
+            files = ", ".join(f"'{p}'" for p in small)
+            merged = con.sql(
+                f"SELECT * FROM read_parquet([{files}], union_by_name=true) ORDER BY seq"
+            ).to_arrow_table()
+        merged = pa.table(
+            [
+                merged.column(f.name).cast(f.type)
+                if f.name in merged.column_names
+                else pa.nulls(len(merged), f.type)
+                for f in EVENTS_SCHEMA
+            ],
+            schema=EVENTS_SCHEMA,
+        )
+        part = uuid.uuid4().hex
+        tmp, final = d / f".{part}.parquet.tmp", d / f"{part}.parquet"
+        pq.write_table(merged, tmp, compression="zstd", row_group_size=ROW_GROUP)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        intent = self.ws.root / "segments" / "compaction.json"
+        _write_durably(
+            intent, json.dumps({"tmp": tmp.name, "final": final.name, "parts": [p.name for p in small]})
+        )
+        self._finish_compaction()
+        return len(small)
+
+    def _finish_compaction(self) -> None:
+        """Complete the compaction its intent file describes (merged part in, small parts out), under the
+        readers' lock; one whose merged part never reached the disk is dropped (its parts stay)."""
+        intent = self.ws.root / "segments" / "compaction.json"
+        if not intent.exists():
+            return
+        plan = json.loads(intent.read_text())
+        d = self.ws.table_dir(EVENTS)
+        tmp, final = d / plan["tmp"], d / plan["final"]
+        with self._readers_lock(fcntl.LOCK_EX):
+            if tmp.exists():
+                os.replace(tmp, final)
+            if final.exists():
+                for name in plan["parts"]:
+                    (d / name).unlink(missing_ok=True)
+        fsync_dir(d)
+        intent.unlink()
 
     def write_build(
         self,
@@ -244,9 +325,10 @@ class SegmentStore:
         part = uuid.uuid4().hex
         tmp, final = d / f".{part}.parquet.tmp", d / f"{part}.parquet"
         pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP)
-        os.replace(tmp, final)
-        for p in old:
-            p.unlink()
+        with self._readers_lock(fcntl.LOCK_EX):
+            os.replace(tmp, final)
+            for p in old:
+                p.unlink()
 
     # --- reads --------------------------------------------------------------------------------------
     def builds(self) -> list[Build]:
@@ -314,7 +396,7 @@ class SegmentStore:
             return pd.DataFrame(
                 {"customer_id": [], "segment": [], "entered_at": pd.Series(dtype="datetime64[us, UTC]")}
             )
-        with self._cursor() as con:
+        with self._reading() as con:
             where = "true"
             if customer_ids is not None:
                 con.register("_ids", pa.table({"customer_id": pa.array(customer_ids, pa.string())}))
@@ -324,7 +406,7 @@ class SegmentStore:
     def sizes(self) -> dict[str, int]:
         """Current size of every segment of the latest build (live changes included)."""
         build = self._require(None)
-        with self._cursor() as con:
+        with self._reading() as con:
             rows = con.execute(
                 f"SELECT segment, count(*) FROM ({self._current_sql(build, 'true')}) GROUP BY 1"
             ).fetchall()
@@ -350,7 +432,7 @@ class SegmentStore:
         params: dict[str, Any] = {"segment": segment, "limit": limit + 1}
         if after is not None:
             params["after"] = after
-        with self._cursor() as con:
+        with self._reading() as con:
             sql = f"SELECT customer_id, entered_at FROM ({self._current_sql(build, where)}) ORDER BY customer_id LIMIT $limit"
             rows = con.execute(sql, params).df()
         more = len(rows) > limit
@@ -391,7 +473,7 @@ class SegmentStore:
             conds.append("seq > $since")
             params["since"] = int(since)
         where = " AND ".join(conds) or "true"
-        with self._cursor() as con:
+        with self._reading() as con:
             rows = con.execute(
                 f"SELECT {cols} FROM {EVENTS} WHERE {where} ORDER BY seq LIMIT $limit", params
             ).df()
@@ -402,3 +484,13 @@ class SegmentStore:
         else:
             resume = str(since) if isinstance(since, int) else None
         return Page(rows, resume, more)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -3,6 +3,7 @@ land between pages), deltas since a seq or a time, and builds with their frozen 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -15,7 +16,7 @@ from segments.build import build_from_frame
 from segments.consent import COLUMNS
 from segments.definitions import parse
 from segments.evaluate import EVENT_COLUMNS
-from segments.store import SegmentStore
+from segments.store import COMPACT_PARTS, MAX_LIMIT, SegmentStore
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 N = 100_000
@@ -134,3 +135,78 @@ def test_no_build_yet(tmp_path) -> None:
     assert store.latest_build() is None and store.current().empty
     with pytest.raises(NotFoundError, match="no build yet"):
         store.members("x")
+
+
+def _small_build(tmp_path) -> Workspace:
+    ws = Workspace(tmp_path / "ws")
+    build_from_frame(ws, DEFS, _frame(200), as_of=T0, now=T0)
+    return ws
+
+
+def _event_parts(ws: Workspace) -> list:
+    return sorted(ws.table_dir("segment_events").glob("*.parquet"))
+
+
+def test_live_parts_are_compacted_and_every_event_stays_once(tmp_path) -> None:
+    ws = _small_build(tmp_path)
+    store = SegmentStore(ws)
+    first = store.latest_build().last_seq
+    for i in range(COMPACT_PARTS + 5):  # one part per live append, as the hook runs write them
+        store.append_events(
+            _live("everyone", "exit" if i % 2 else "entry", [f"c{i % 50}"], T0 + timedelta(i))
+        )
+    assert len(_event_parts(ws)) < 10  # the build's part, the merged one and the appends since
+    rows = store.changes(since=first, limit=MAX_LIMIT).rows
+    assert rows["seq"].tolist() == list(range(first + 1, first + COMPACT_PARTS + 6))
+    assert rows["customer_id"].tolist() == [f"c{i % 50}" for i in range(COMPACT_PARTS + 5)]
+    n = COMPACT_PARTS + 5
+    last_kind = {c: "exit" if max(i for i in range(n) if i % 50 == c) % 2 else "entry" for c in range(50)}
+    assert store.sizes()["everyone"] == 150 + sum(k == "entry" for k in last_kind.values())
+
+
+def test_readers_never_see_a_compaction_half_done(tmp_path) -> None:
+    ws = _small_build(tmp_path)
+    writer, reader = SegmentStore(ws), SegmentStore(ws)
+    first = writer.latest_build().last_seq
+    done, problems = threading.Event(), []
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                seqs = reader.changes(since=first, limit=MAX_LIMIT).rows["seq"].tolist()
+            except Exception as exc:  # a part removed under the query
+                problems.append(repr(exc))
+                continue
+            if seqs != list(range(first + 1, first + 1 + len(seqs))):
+                problems.append(f"not gap-free and unique: {len(seqs)} rows, {len(set(seqs))} distinct")
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for i in range(3 * 40):
+            writer.append_events(_live("everyone", "entry", [f"n{i}"], T0 + timedelta(hours=i)))
+            if i % 40 == 39:
+                assert writer.compact_events(min_parts=2) > 0
+    finally:
+        done.set()
+        thread.join()
+    assert problems == []
+
+
+def test_a_compaction_cut_short_is_finished_by_the_next_writer(tmp_path) -> None:
+    ws = _small_build(tmp_path)
+    store = SegmentStore(ws)
+    first = store.latest_build().last_seq
+    for i in range(6):
+        store.append_events(_live("everyone", "entry", [f"n{i}"], T0))
+    before = _event_parts(ws)
+    real = store._finish_compaction
+    store._finish_compaction = lambda: None  # the process dies after writing its intent
+    assert store.compact_events(min_parts=2) == len(before)
+    store._finish_compaction = real
+    assert (ws.root / "segments" / "compaction.json").exists()
+    assert len(store.changes(since=first).rows) == 6  # nothing swapped yet: the old parts stand
+    store.append_events(_live("everyone", "entry", ["n6"], T0))  # the next writer finishes it first
+    assert not (ws.root / "segments" / "compaction.json").exists()
+    assert len(_event_parts(ws)) == 2  # the merged part and the new one
+    assert store.changes(since=first).rows["seq"].tolist() == list(range(first + 1, first + 8))
