@@ -88,13 +88,14 @@ class IdIndex:
         if len(ids):
             self._append(_sorted_run(*hashes(ids)))
 
-    def add(self, ids: Iterable[str]) -> None:
-        """Add ids not yet in the index (the log adds each commit's new ids)."""
+    def add(self, ids: Iterable[str], hashed: Run | None = None) -> None:
+        """Add ids not yet in the index (the log adds each commit's new ids); ``hashed``: their `hashes`, when
+        the caller has them already (from its `contains`)."""
         fresh = list(ids)
         if not fresh:
             return
         self._recent.update(fresh)
-        self._pending.append(hashes(np.array(fresh, dtype=object)))
+        self._pending.append(hashed if hashed is not None else hashes(np.array(fresh, dtype=object)))
         self._pending_n += len(fresh)
         if self._pending_n >= self.run_ids:
             h1 = np.concatenate([p[0] for p in self._pending])
@@ -102,13 +103,13 @@ class IdIndex:
             self._append(_sorted_run(h1, h2))
             self._recent, self._pending, self._pending_n = set(), [], 0
 
-    def contains(self, ids: list[str]) -> np.ndarray:
-        """Whether each id is in the index."""
+    def contains(self, ids: list[str], hashed: Run | None = None) -> np.ndarray:
+        """Whether each id is in the index; ``hashed``: their `hashes`, when the caller has them already."""
         out = np.fromiter((i in self._recent for i in ids), dtype=bool, count=len(ids))
         runs = self._runs
         if not runs or not ids:
             return out
-        q1, q2 = hashes(np.array(ids, dtype=object))
+        q1, q2 = hashed if hashed is not None else hashes(np.array(ids, dtype=object))
         for h1, h2 in runs:
             lo = np.searchsorted(h1, q1, side="left")
             hi = np.searchsorted(h1, q1, side="right")

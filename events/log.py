@@ -34,7 +34,7 @@ from contract.errors import ContractError, CXIError, WorkspaceError
 from contract.schemas import EVENTS_SCHEMA
 from contract.workspace import Workspace, fsync_dir
 from events import segment
-from events.id_index import IdIndex
+from events.id_index import IdIndex, hashes
 from events.segment import FrameIndex
 
 #: What the log stores and ``read`` returns: ``seq`` then the stored events columns.
@@ -308,7 +308,8 @@ class EventLog:
 
     def _commit(self, group: list[_Request]) -> None:
         ids = [i for r in group for i in r.ids]
-        known = self._seen.contains(ids)
+        hashed = hashes(np.array(ids, dtype=object))  # once: for the lookup and for adding the new ones
+        known = self._seen.contains(ids, hashed)
         batch_ids: set[str] = set()
         keep = np.zeros(len(ids), dtype=bool)
         for j, e in enumerate(ids):  # first occurrence wins (groups are bounded by max_pending)
@@ -325,7 +326,8 @@ class EventLog:
         if rows.num_rows:
             batches = rows.to_batches()
             self._write(batches[0] if len(batches) == 1 else rows.combine_chunks().to_batches()[0], first)
-            self._seen.add(batch_ids)
+            kept = np.flatnonzero(keep)
+            self._seen.add([ids[j] for j in kept], (hashed[0][kept], hashed[1][kept]))
         start = pos = 0
         for r in group:
             n = r.table.num_rows

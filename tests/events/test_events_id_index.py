@@ -64,3 +64,18 @@ def test_membership_is_exact_while_merges_run_in_the_background(sizes: list[int]
     assert not index.contains(ids("k", 20, start)).any()
     assert len(index) == len(added)
     index.wait_merged()
+
+
+def test_hashes_given_by_the_caller_are_the_ones_it_would_compute() -> None:
+    from events.id_index import hashes
+
+    a, b = IdIndex(run_ids=8, background=False), IdIndex(run_ids=8, background=False)
+    for start in range(0, 40, 5):
+        batch = ids("h", 5, start)
+        hashed = hashes(np.array(batch, dtype=object))
+        assert a.contains(batch, hashed).tolist() == b.contains(batch).tolist() == [False] * 5
+        a.add(batch, hashed)
+        b.add(batch)
+    probe = ids("h", 45)
+    assert a.contains(probe).tolist() == b.contains(probe).tolist() == [True] * 40 + [False] * 5
+    assert [h1.tolist() for h1, _ in a._runs] == [h1.tolist() for h1, _ in b._runs]
