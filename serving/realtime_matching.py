@@ -67,10 +67,15 @@ class LiveMatching:
             matcher.load(engine.ws)  # the batch state, outside the lock
             stored = read_or_empty(engine.ws, EXTRA_TABLE, EXTRA_EDGES_SCHEMA)
             self._stored = set(zip(*(stored[c].to_pylist() for c in EXTRA_EDGE_COLUMNS[:4]), strict=True))
+            logged = engine.log.read()  # the log so far, outside the lock: a long log takes seconds to read
+            matcher.add(logged)
+            seen = logged["seq"][-1].as_py() if logged.num_rows else 0  # rows come in seq order
             with engine.state_lock:  # from here the applier queues every batch it observes
                 if self._closing:
                     return
-                matcher.add(engine.log.read())  # and everything logged so far (held once per event_id)
+                matcher.add(
+                    engine.log.read(after_seq=seen)
+                )  # and what was logged meanwhile (held once per id)
                 self.matcher = matcher
                 self._periodic = Periodic(self.run_pass, interval_s, "cxi-live-matching").start()
         except Exception:  # matching is derived work: ingestion and scores go on without it
