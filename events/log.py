@@ -1,14 +1,14 @@
 """The durable event log: append-only segment files under ``<workspace>/eventlog/``, written by group commit.
 
-An append is acknowledged only after its rows are on disk: one writer thread takes every pending append,
-drops the event_ids already stored (in this group, in the log, or in the workspace ``events`` table; the
-stored ones are held in `events.id_index`), numbers the rest gap-free from 1 (``seq``), writes them as ONE
-framed record and fsyncs once, then releases all the waiting callers. Segments roll at ``segment_bytes``; a background thread then has a child process
-"seal" each closed segment (rewrite it as a few large frames, same rows and seqs, temp file + rename; see
-`events.segment`, which also holds the file format) so that reading it decodes a handful of batches instead of
-one per commit. Every frame carries a CRC, so a torn or corrupt tail is detected at open and truncated (it
-was never acknowledged: the ack follows the fsync of everything before it). Reading glues the schema and a
-segment's batch messages into one IPC stream and decodes it in one call.
+An append is acknowledged only after its rows are on disk: one writer thread takes every pending append, drops
+the event_ids already stored (in this group, in the log, or in the workspace ``events`` table; the stored ones
+are held in `events.id_index`), numbers the rest gap-free from 1 (``seq``), writes them as ONE framed record
+and fsyncs once, then releases all the waiting callers. Segments roll at ``segment_bytes``; a background
+thread then has a child process "seal" each closed segment (rewrite it as a few large frames, same rows and
+seqs, temp file + rename; see `events.segment`, which also holds the file format) so that reading it decodes a
+handful of batches instead of one per commit. Every frame carries a CRC, so a torn or corrupt tail is detected
+at open and truncated (it was never acknowledged: the ack follows the fsync of everything before it). Reading
+glues the schema and a segment's batch messages into one IPC stream and decodes it in one call.
 """
 
 from __future__ import annotations
