@@ -467,7 +467,7 @@ class EventLog:
         lo, hi = offsets[0], offsets[-1] + lengths[-1]
         data = memoryview(os.pread(fd, hi - lo, lo))
         parts = [data[o - lo : o - lo + n] for o, n in zip(offsets, lengths, strict=True)]
-        return b"".join([self._schema_bytes, *parts, segment.EOS])
+        return segment.ipc_stream(self._schema_bytes, parts)
 
     @staticmethod
     def _decode(stream: bytes) -> pa.Table:

@@ -70,6 +70,11 @@ def next_frame(data: memoryview, pos: int) -> FrameIndex | None:
     return first, rows, start, length
 
 
+def ipc_stream(schema: bytes, payloads: list[memoryview]) -> bytes:
+    """One Arrow IPC stream of the schema message and frame payloads (batch messages), ready to decode."""
+    return b"".join([schema, *payloads, EOS])
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -92,7 +97,7 @@ def seal(path: Path, rows_per_frame: int) -> list[FrameIndex]:
         _, _, start, length = found
         parts.append(data[start : start + length])
         pos = start + length
-    table = pa.ipc.open_stream(b"".join([schema, *parts, EOS])).read_all()
+    table = pa.ipc.open_stream(ipc_stream(schema, parts)).read_all()
     out = os.open(path.with_name(path.name + ".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     frames: list[FrameIndex] = []
     try:
