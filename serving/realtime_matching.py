@@ -73,9 +73,8 @@ class LiveMatching:
             with engine.state_lock:  # from here the applier queues every batch it observes
                 if self._closing:
                     return
-                matcher.add(
-                    engine.log.read(after_seq=seen)
-                )  # and what was logged meanwhile (held once per id)
+                # and what was logged meanwhile (an event in both reads is held once per event_id)
+                matcher.add(engine.log.read(after_seq=seen))
                 self.matcher = matcher
                 self._periodic = Periodic(self.run_pass, interval_s, "cxi-live-matching").start()
         except Exception:  # matching is derived work: ingestion and scores go on without it
