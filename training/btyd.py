@@ -10,6 +10,11 @@ Gamma(r + x, α + T) and dropping out only follows a purchase, so
     P(X(T, T+t) = 0) = (1 - P(alive)) + P(alive) · ((α + T) / (α + T + t)) ** (r + x).
 
 Not P(alive) alone: a one-time buyer (x = 0) has P(alive) = 1 however long ago they bought.
+
+``modified=True`` is the MBG/NBD (Batislam, Denizel & Filiztekin 2007): a customer may also drop out at the
+first transaction, so P(alive) = 1 / (1 + a / (b + x) · ((α + T) / (α + t_x)) ** (r + x)) for every x. Its
+P(no transaction) falls whenever a transaction happens now (x + 1, t_x = T) or the last one moves later,
+which the BG/NBD does not guarantee for one-time buyers; CXI's churn prior (`training.prior`) relies on it.
 """
 
 from __future__ import annotations
@@ -48,10 +53,16 @@ def _check(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, n
     return x, t_x, T
 
 
-def log_likelihood(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Per-customer log-likelihood of (x, t_x, T) under ``params``."""
+def log_likelihood(
+    params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, modified: bool = False
+) -> np.ndarray:
+    """Per-customer log-likelihood of (x, t_x, T) under ``params`` (``modified``: the MBG/NBD)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    if modified:  # alive through T, or dropped out at the last transaction (possibly the first, x = 0)
+        alive = betaln(a, b + x + 1) - betaln(a, b) - (r + x) * np.log(alpha + T)
+        gone = betaln(a + 1, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t_x)
+        return a1 + np.logaddexp(alive, gone)
     a2 = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
     repeat = x > 0
     a3 = np.full_like(x, -np.inf)
@@ -65,11 +76,13 @@ BOUNDS = [(-12.0, 12.0)] * 4
 
 
 class BGNBD:
-    """BG/NBD with the estimator contract: ``fit(x, t_x, T)`` returns self, learned ``params_``."""
+    """BG/NBD with the estimator contract: ``fit(x, t_x, T)`` returns self, learned ``params_``
+    (``modified=True``: the MBG/NBD)."""
 
-    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 2000) -> None:
+    def __init__(self, *, penalizer: float = 0.0, max_iter: int = 2000, modified: bool = False) -> None:
         self.penalizer = penalizer
         self.max_iter = max_iter
+        self.modified = modified
 
     def fit(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
         """Maximum likelihood over log-parameters (L-BFGS-B from a few starts; the best one is kept)."""
@@ -81,7 +94,7 @@ class BGNBD:
         def nll(theta: np.ndarray) -> float:
             with np.errstate(all="ignore"):
                 p = BGNBDParams(*np.exp(theta))
-                ll = log_likelihood(p, x, t_x / scale, T / scale)
+                ll = log_likelihood(p, x, t_x / scale, T / scale, modified=self.modified)
                 value = float(-ll.mean() + self.penalizer * np.sum(np.exp(2 * theta)))
             return value if np.isfinite(value) else 1e10
 
@@ -107,13 +120,15 @@ class BGNBD:
         """P(still alive at T | x, t_x, T)."""
         p = self._params()
         x, t_x, T = _check(x, t_x, T)
-        return p_alive(p, x, t_x, T)
+        return p_alive(p, x, t_x, T, modified=self.modified)
 
     def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """E[number of transactions in (T, T + t] | x, t_x, T]."""
         p = self._params()
         x, t_x, T = _check(x, t_x, T)
         r, alpha, a, b = p.r, p.alpha, p.a, p.b
+        if self.modified:
+            raise ContractError("modified", "expected purchases are implemented for the BG/NBD only", True)
         if np.isclose(a, 1.0):
             raise ContractError("a", "expected purchases are undefined at a = 1 in closed form", a)
         z = t / (alpha + T + t)
@@ -126,22 +141,41 @@ class BGNBD:
             raise ContractError("t", "the horizon must be positive", t)
         p = self._params()
         x, t_x, T = _check(x, t_x, T)
-        alive = p_alive(p, x, t_x, T)
-        return (1.0 - alive) + alive * ((p.alpha + T) / (p.alpha + T + t)) ** (p.r + x)
+        return prob_no_purchase(p, t, x, t_x, T, modified=self.modified)
 
 
-def p_alive(p: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """P(alive at T); exactly 1 for customers without repeat transactions (the model's blind spot)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+def p_alive(
+    p: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, modified: bool = False
+) -> np.ndarray:
+    """P(alive at T); for the BG/NBD exactly 1 without repeat transactions (the model's blind spot)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_ratio = (p.r + x) * (np.log(p.alpha + T) - np.log(p.alpha + t_x))
-        odds = np.where(x > 0, p.a / np.maximum(p.b + x - 1, 1e-12) * np.exp(log_ratio), 0.0)
+        if modified:
+            odds = p.a / (p.b + x) * np.exp(log_ratio)
+        else:
+            odds = np.where(x > 0, p.a / np.maximum(p.b + x - 1, 1e-12) * np.exp(log_ratio), 0.0)
     return 1.0 / (1.0 + odds)
 
 
+def prob_no_purchase(
+    p: BGNBDParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, modified: bool = False
+) -> np.ndarray:
+    """P(no transaction in (T, T + t] | x, t_x, T), unchecked (see `BGNBD.prob_no_purchase`)."""
+    alive = p_alive(p, x, t_x, T, modified=modified)
+    return (1.0 - alive) + alive * ((p.alpha + T) / (p.alpha + T + t)) ** (p.r + x)
+
+
 def simulate(
-    params: BGNBDParams, T: np.ndarray, horizon: float, seed: int = 0, max_purchases: int = 400
+    params: BGNBDParams,
+    T: np.ndarray,
+    horizon: float,
+    seed: int = 0,
+    max_purchases: int = 400,
+    *,
+    modified: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw customers from the BG/NBD process: (x, t_x) observed in (0, T] and the count in (T, T + horizon]."""
+    """Draw customers from the BG/NBD (``modified``: MBG/NBD) process: (x, t_x) observed in (0, T] and the
+    count in (T, T + horizon]."""
     rng = np.random.default_rng(seed)
     T = np.asarray(T, dtype="float64")
     n = len(T)
@@ -149,6 +183,8 @@ def simulate(
     p = rng.beta(params.a, params.b, n)
     times = np.cumsum(rng.exponential(1.0, (n, max_purchases)), axis=1) / lam[:, None]
     lives = rng.geometric(p)  # repeat purchases up to and including the one after which they drop out
+    if modified:
+        lives = lives - 1  # the first purchase may be the one after which they drop out
     if ((times[:, -1] <= T + horizon) & (lives >= max_purchases)).any():
         raise ContractError("max_purchases", "too small for these parameters and times", max_purchases)
     made = np.arange(1, max_purchases + 1)[None, :] <= lives[:, None]
