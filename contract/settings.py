@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     churn_activity: str = Field(
         "any", pattern="^(any|purchase)$", description="What counts as activity: any event, or a purchase."
     )
+    churn_prior: str = Field(
+        "mbgnbd",
+        pattern="^(mbgnbd|none)$",
+        description="Where the churn model's boosting starts: `mbgnbd`, a buy-till-you-die model (MBG/NBD) of "
+        "each customer's activity timing fitted on the training rows (`training.prior`), so the trees learn "
+        "only what it misses and scores extrapolate to older customers; `none`, a constant.",
+    )
 
     # --- next-best-action ---
     nba_control_action: str = Field(

@@ -56,6 +56,9 @@ class Champion(Protocol):
     booster: Any
     feature_service: str
 
+    def predict_matrix(self, values: np.ndarray, *, num_threads: int = 0) -> np.ndarray: ...
+    def reasons(self, values: np.ndarray, k: int = 3, *, num_threads: int = 0) -> list[list[Any]]: ...
+
 
 @dataclass(frozen=True)
 class FeatureVector:
@@ -227,18 +230,13 @@ class ChurnScorer:
 
     def predict(self, vector: FeatureVector, active: ActiveModel | None = None) -> float:
         """One row, one thread: OpenMP start-up costs more than a single prediction (same numbers)."""
-        booster = (active or self.active).champion.booster
-        return float(np.asarray(booster.predict(vector.values, num_threads=1)).reshape(-1)[0])
+        champion = (active or self.active).champion
+        return float(champion.predict_matrix(vector.values, num_threads=1)[0])
 
     def explain(self, vector: FeatureVector, active: ActiveModel | None = None) -> list[ScoreReason]:
         """The top reasons of one score (largest absolute log-odds contributions, signed)."""
-        from training.explain import reasons_from
-
-        active = active or self.active
-        contrib = np.asarray(
-            active.champion.booster.predict(vector.values, pred_contrib=True, num_threads=1)
-        ).reshape(1, -1)
-        (reasons,) = reasons_from(active.feature_names, vector.values, contrib, self.reasons)
+        champion = (active or self.active).champion
+        (reasons,) = champion.reasons(vector.values, self.reasons, num_threads=1)
         return [ScoreReason(**vars(r)) for r in reasons]
 
     def score(self, request: ChurnScoreRequest) -> ChurnScore:

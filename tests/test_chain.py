@@ -61,7 +61,7 @@ def _touched_by_live_events(ws: Workspace) -> set[str]:
 def test_served_score_equals_the_champion_on_the_batch_features_at_the_same_instant(
     chain: Chain, chain_url: str
 ) -> None:
-    """(a) No training/serving skew: the served score is the registered booster on the features the ONE batch
+    """(a) No training/serving skew: the served score is the registered model on the features the ONE batch
     feature function computes from the log at the instant the service reports (``features_as_of``)."""
     from features.compute import customer_features_frame
     from identity.resolved import attach_customer_ids
@@ -93,8 +93,10 @@ def test_served_score_equals_the_champion_on_the_batch_features_at_the_same_inst
             "CREATE TEMP TABLE spine AS SELECT customer_id, as_of::TIMESTAMPTZ AS as_of FROM spine_df"
         )
         batch = customer_features_frame(con, "resolved_events", "spine")
-    expected = champion.booster.predict(batch[champion.feature_names].astype("float64"))
-    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-9)
+    expected = champion.predict(batch)
+    # features_as_of is reported to the second (`snapshot_at`), so the batch row may be computed up to 1 s
+    # before the served one: the trees do not see that, the prior's smooth margin does (~1e-8 in probability)
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-9 if champion.prior is None else 1e-6)
     assert np.ptp(expected) > 0, "a constant model would make this comparison vacuous"
 
 

@@ -7,7 +7,8 @@ the risk, so a score always comes with what pushed it up *and* what held it down
 
 Wording comes from one place, the feature catalogue (`features.definitions.FEATURES`): its description
 gives the label ("Purchases in 30 days") and its ``(null: ...)`` note the words for a missing value
-("never bought"). Features outside the catalogue fall back to their name.
+("never bought"). Features outside the catalogue fall back to their name. A model boosted from a
+buy-till-you-die prior (`training.prior`) has one more reason, the prior's push, said as its chance.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from contract.errors import ContractError
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+
+    from training.prior import BTYDPrior
 
 _NULL_NOTE = re.compile(r"\(null:\s*([^)]*)\)")
 _PARENS = re.compile(r"\s*\([^)]*\)")
@@ -49,11 +52,14 @@ class Phrase:
     label: str
     missing: str
     integer: bool
+    percent: bool = False
 
     def say(self, value: float | None, contribution: float) -> str:
         direction = "raises risk" if contribution > 0 else "lowers risk"
         if value is None:
             shown = self.missing
+        elif self.percent:
+            shown = f"{value:.0%}"
         elif self.integer or float(value).is_integer():
             shown = f"{value:,.0f}"
         else:
@@ -92,19 +98,15 @@ def phrase(feature: str) -> Phrase:
     return Phrase(label=_label_from_name(feature), missing="unknown", integer=False)
 
 
-def contributions(booster: lgb.Booster, X: pd.DataFrame, *, num_threads: int = 0) -> np.ndarray:
-    """``pred_contrib`` in the booster's feature order: shape (n, n_features + 1), last column the bias."""
-    names = list(booster.feature_name())
-    missing = [c for c in names if c not in X.columns]
-    if missing:
-        raise ContractError("X", f"missing feature columns {missing}")
-    values = X[names].to_numpy(dtype="float64", na_value=np.nan)
-    kwargs = {"num_threads": num_threads} if num_threads else {}
-    return np.asarray(booster.predict(values, pred_contrib=True, **kwargs))
-
-
-def reasons_from(names: list[str], values: np.ndarray, contrib: np.ndarray, k: int = 3) -> list[list[Reason]]:
-    """Top-``k`` reasons per row from feature ``values`` (n, f) and contributions (n, f [+ bias])."""
+def reasons_from(
+    names: list[str],
+    values: np.ndarray,
+    contrib: np.ndarray,
+    k: int = 3,
+    said: dict[str, Phrase] | None = None,
+) -> list[list[Reason]]:
+    """Top-``k`` reasons per row from feature ``values`` (n, f) and contributions (n, f [+ bias]);
+    ``said`` words the names the feature catalogue does not know."""
     if k < 1:
         raise ContractError("k", "must be at least 1", k)
     contrib = contrib[:, : len(names)]
@@ -115,7 +117,7 @@ def reasons_from(names: list[str], values: np.ndarray, contrib: np.ndarray, k: i
     top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
     rows = np.arange(len(contrib))[:, None]
     top_c, top_v = contrib[rows, top], values[rows, top]
-    said = [phrase(n) for n in names]
+    words = [(said or {}).get(n) or phrase(n) for n in names]
     out: list[list[Reason]] = []
     for idx_row, c_row, v_row in zip(top.tolist(), top_c.tolist(), top_v.tolist(), strict=True):
         reasons = []
@@ -123,14 +125,30 @@ def reasons_from(names: list[str], values: np.ndarray, contrib: np.ndarray, k: i
             if c == 0.0:
                 break  # a feature that did not move the score is no reason
             value = None if v != v else v  # NaN -> None
-            reasons.append(Reason(names[j], value, c, said[j].say(value, c)))
+            reasons.append(Reason(names[j], value, c, words[j].say(value, c)))
         out.append(reasons)
     return out
 
 
-def top_reasons(booster: lgb.Booster, X: pd.DataFrame, k: int = 3) -> list[list[Reason]]:
+def top_reasons(
+    booster: lgb.Booster, X: pd.DataFrame, k: int = 3, prior: BTYDPrior | None = None
+) -> list[list[Reason]]:
     """For each row of ``X``, its ``k`` largest contributions (by absolute log-odds), as reasons."""
     names = list(booster.feature_name())
-    contrib = contributions(booster, X)
-    values = X[names].to_numpy(dtype="float64", na_value=np.nan)
-    return reasons_from(names, values, contrib, k)
+    missing = [c for c in names if c not in X.columns]
+    if missing:
+        raise ContractError("X", f"missing feature columns {missing}")
+    return model_reasons(booster, prior, X[names].to_numpy(dtype="float64", na_value=np.nan), k)
+
+
+def model_reasons(
+    booster: lgb.Booster, prior: BTYDPrior | None, values: np.ndarray, k: int = 3, *, num_threads: int = 0
+) -> list[list[Reason]]:
+    """Top-``k`` reasons per row of a feature matrix in the booster's order, the prior's push among them."""
+    from training.prior import REASON, boosted_contributions
+
+    names, vals, contrib = boosted_contributions(booster, prior, values, num_threads=num_threads)
+    said = None
+    if prior is not None:
+        said = {REASON: Phrase(prior.reason_label(), "unknown", integer=False, percent=True)}
+    return reasons_from(names, vals, contrib, k, said)

@@ -1,12 +1,18 @@
 """`ChurnModel`: a LightGBM binary classifier with the scikit-learn estimator contract.
 
 Hyper-parameters live in ``__init__``; ``fit`` returns ``self``; learned attributes end in ``_``. What gets
-registered is the native ``booster_`` (it carries its feature names), so serving needs no wrapper.
+registered is the native ``booster_`` (it carries its feature names), with ``prior_`` when there is one.
 
-Behaviour by construction: with ``monotone=True`` LightGBM's monotone constraints make churn risk
-non-decreasing in recency features (``days_since_last_*``) and non-increasing in activity counts and revenue,
-so more recent activity or one more purchase never raises the score, all else equal. With a ``calib_set``
-the Platt map chosen on it is folded into ``booster_`` (see `training.calibration`).
+Behaviour by construction: with ``monotone=True`` LightGBM's monotone constraints make the trees'
+churn risk non-decreasing in recency features (``days_since_last_*``) and non-increasing in activity counts
+and revenue, so more recent activity or one more purchase never raises the score, all else equal (the prior
+keeps both guarantees; see `training.prior`). With a ``calib_set`` the Platt map chosen on it is folded into
+``booster_`` (see `training.calibration`).
+
+With a ``prior`` (`training.prior.BTYDPrior`) boosting starts from its margin (LightGBM ``init_score``) rather
+than from a constant: the trees learn corrections to a buy-till-you-die model fitted on the same rows, and the
+served log-odds are ``booster_`` (calibrated) + ``prior_.scale`` × the prior's margin. ``booster_`` alone is
+then not the model: score with ``predict_proba`` / ``margin``, or the registered model (`training.registry`).
 
 Capacity chosen by validation, not by hand: ``num_leaves`` may be a sequence of candidates; with an
 ``eval_set`` each is trained with early stopping and the one with the lowest validation log-loss is kept
@@ -25,6 +31,7 @@ import pandas as pd
 
 from contract.errors import ContractError
 from training.calibration import Calibration, choose_calibration, fold_into_booster
+from training.prior import BTYDPrior
 
 #: Feature-name prefixes with a known direction: +1 risk rises with the value, -1 risk falls.
 MONOTONE_PREFIXES: tuple[tuple[str, int], ...] = (
@@ -63,6 +70,7 @@ class ChurnModel:
         seed: int = 0,
         num_threads: int = 0,
         monotone: bool = True,
+        prior: BTYDPrior | None = None,
     ) -> None:
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -75,9 +83,14 @@ class ChurnModel:
         self.seed = seed
         self.num_threads = num_threads
         self.monotone = monotone
+        self.prior = prior
 
     def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+        """Hyper-parameters (the prior as its kind, activity and horizon: what MLflow logs)."""
+        out = {k: v for k, v in vars(self).items() if not k.endswith("_")}
+        prior = out.pop("prior")
+        out["prior"] = f"{prior.activity}/{prior.horizon_days}d" if prior is not None else "none"
+        return out
 
     def leaf_candidates(self) -> list[int]:
         """``num_leaves`` as a list of candidates (one for a fixed value)."""
@@ -94,7 +107,8 @@ class ChurnModel:
         if self.monotone and names:
             extra = {
                 "monotone_constraints": monotone_directions(names),
-                "monotone_constraints_method": "advanced",
+                # not "advanced": it can break monotonicity (LightGBM issues 5358, 6155; seen here with init_score)
+                "monotone_constraints_method": "intermediate",
             }
         return {
             **extra,
@@ -130,7 +144,12 @@ class ChurnModel:
         if X.shape[1] == 0:
             raise ContractError("X", "has no feature columns")
         X = _numeric(X)
-        train = lgb.Dataset(X, label=y_arr, feature_name=list(X.columns), free_raw_data=False)
+        self.prior_: BTYDPrior | None = None
+        if self.prior is not None:
+            self.prior_ = BTYDPrior(self.prior.activity, self.prior.horizon_days).fit(X)
+        train = lgb.Dataset(
+            X, label=y_arr, feature_name=list(X.columns), free_raw_data=False, init_score=self._init(X)
+        )
         candidates = self.leaf_candidates()
         if eval_set is None:
             self.booster_ = lgb.train(
@@ -144,7 +163,7 @@ class ChurnModel:
         else:
             Xv = _numeric(eval_set[0])[list(X.columns)]
             yv = _labels(eval_set[1], len(Xv), "eval_set.y")
-            valid = lgb.Dataset(Xv, label=yv, reference=train)
+            valid = lgb.Dataset(Xv, label=yv, reference=train, init_score=self._init(Xv))
             fits: dict[int, lgb.Booster] = {}
             self.leaves_logloss_ = {}
             for leaves in dict.fromkeys(candidates):  # candidates in order, duplicates once
@@ -169,24 +188,35 @@ class ChurnModel:
             Xc = _numeric(calib_set[0])[self.feature_names_]
             yc = _labels(calib_set[1], len(Xc), "calib_set.y")
             margin = np.asarray(self.booster_.predict(Xc, raw_score=True, num_iteration=self.best_iteration_))
+            margin = margin + self._init(Xc) if self.prior_ is not None else margin
             self.calibration_ = choose_calibration(margin, yc, seed=self.seed)
             self.raw_booster_ = self.booster_
             self.booster_ = fold_into_booster(
                 self.booster_, self.calibration_.a, self.calibration_.b, self.best_iteration_
             )
             self.best_iteration_ = self.booster_.current_iteration()
+            if self.prior_ is not None:
+                self.prior_.scale = self.calibration_.a
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Class probabilities, shape (n, 2): column 1 is P(churn)."""
+    def _init(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The prior's margin where boosting starts (None without a prior)."""
+        return None if self.prior_ is None else self.prior_.margin(X)
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """The calibrated log-odds of churn: the trees' raw score plus the scaled prior margin."""
         if not hasattr(self, "booster_"):
             raise ContractError("model", "is not fitted; call fit first")
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
             raise ContractError("X", f"missing feature columns {missing}")
-        p = np.asarray(
-            self.booster_.predict(_numeric(X[self.feature_names_]), num_iteration=self.best_iteration_)
-        )
+        Xn = _numeric(X[self.feature_names_])
+        raw = np.asarray(self.booster_.predict(Xn, raw_score=True, num_iteration=self.best_iteration_))
+        return raw if self.prior_ is None else raw + self.prior_.scale * self.prior_.margin(Xn)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, shape (n, 2): column 1 is P(churn)."""
+        p = 1.0 / (1.0 + np.exp(-self.margin(X)))
         return np.column_stack([1.0 - p, p])
 
 

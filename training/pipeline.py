@@ -319,12 +319,20 @@ def register(
     *,
     holdout: tuple[pd.DataFrame, np.ndarray] | None = None,
     tags: dict[str, str] | None = None,
+    prior: Any = None,
 ) -> RegisteredVersion:
     """Log the run, register a new version of ``name`` and point ``alias`` at it; ``holdout`` (X, y) is kept
-    with the run for `cxi models promote`, ``tags`` go on the version."""
+    with the run for `cxi models promote`, ``tags`` go on the version, ``prior`` is the one the booster was
+    boosted from (`training.prior`), registered with it."""
     from training.promotion import record_holdout
 
-    reg = registry.log_training(name, booster, record, run_name=f"{name}-{plan.holdout_as_of.date()}")  # type: ignore[arg-type]
+    reg = registry.log_training(
+        name,
+        booster,  # type: ignore[arg-type]
+        record,
+        run_name=f"{name}-{plan.holdout_as_of.date()}",
+        prior=prior,
+    )
     if holdout is not None:
         record_holdout(registry, reg.run_id, *holdout)
     registry.set_alias(name, reg.version, alias)

@@ -4,11 +4,17 @@ Tracking and registry share one SQLite store (``sqlite:///<mlflow_dir>/mlflow.db
 ``<mlflow_dir>/artifacts``; both are set when a Registry first connects, never at import. Models are
 LightGBM boosters logged with the native flavor and addressed by alias (``champion``, ``challenger``);
 serving loads the native booster, not the pyfunc wrapper, which costs far more per row.
+
+A churn model boosted from a buy-till-you-die prior (`training.prior`) is two parts, so it is logged as an
+MLflow pyfunc (`training.registry_pyfunc`) holding the booster and the prior's parameters, and its version
+is tagged ``cxi.prior``: ``mlflow.pyfunc.load_model`` then gives the probability CXI serves, and
+`Registry.load` takes both parts out of it for the fast native path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,13 +32,19 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
+    from training.explain import Reason
+    from training.prior import BTYDPrior
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: Version tag naming the prior a model was boosted from (absent: the booster alone is the model).
+PRIOR_TAG = "cxi.prior"
 
 
 @dataclass(frozen=True)
 class ChampionModel:
-    """A registered model version loaded for scoring: the native booster and the features it expects."""
+    """A registered model version loaded for scoring: the native booster, the features it expects, and the
+    prior it was boosted from (None: the booster's own ``predict`` is the score)."""
 
     name: str
     version: str
@@ -40,13 +52,35 @@ class ChampionModel:
     feature_names: list[str]
     feature_service: str
     run_id: str
+    prior: BTYDPrior | None = None
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Scores for a frame holding (at least) the model's feature columns, in any order."""
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's feature columns of ``features`` (any column order) as a float matrix."""
         missing = [c for c in self.feature_names if c not in features.columns]
         if missing:
             raise NotFoundError(f"features: missing columns for model {self.name} v{self.version}: {missing}")
-        return np.asarray(self.booster.predict(features[self.feature_names]))
+        return features[self.feature_names].to_numpy(dtype="float64", na_value=np.nan)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Scores for a frame holding (at least) the model's feature columns, in any order."""
+        return self.predict_matrix(self.matrix(features))
+
+    def predict_matrix(self, values: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
+        """Scores for a matrix whose columns are ``feature_names``."""
+        if self.prior is None:
+            kwargs = {"num_threads": num_threads} if num_threads else {}
+            return np.asarray(self.booster.predict(values, **kwargs)).reshape(-1)
+        from training.prior import boosted_margin
+
+        return 1.0 / (
+            1.0 + np.exp(-boosted_margin(self.booster, self.prior, values, num_threads=num_threads))
+        )
+
+    def reasons(self, values: np.ndarray, k: int = 3, *, num_threads: int = 0) -> list[list[Reason]]:
+        """The top-``k`` reasons of each row's score (`training.explain.model_reasons`)."""
+        from training.explain import model_reasons
+
+        return model_reasons(self.booster, self.prior, values, k, num_threads=num_threads)
 
 
 @dataclass(frozen=True)
@@ -125,17 +159,25 @@ class Registry:
 
     # --- logging and registration ------------------------------------------------------------------
     def log_training(
-        self, name: str, booster: lgb.Booster, record: TrainingRecord, *, run_name: str | None = None
+        self,
+        name: str,
+        booster: lgb.Booster,
+        record: TrainingRecord,
+        *,
+        run_name: str | None = None,
+        prior: BTYDPrior | None = None,
     ) -> RegisteredVersion:
-        """One run: params, metrics, plots, data window, row counts, git SHA, model card, and the booster
-        logged with its signature and input example, registered as a new version of ``name``."""
+        """One run: params, metrics, plots, data window, row counts, git SHA, model card, and the model
+        logged with its signature and input example, registered as a new version of ``name``: the booster
+        (native flavor), or with a ``prior`` the pyfunc of both (`training.registry_pyfunc`)."""
         import mlflow
         import mlflow.lightgbm
         from mlflow.models import infer_signature
 
         client = self._activate()
         example = record.input_example[booster.feature_name()]
-        signature = infer_signature(example, np.asarray(booster.predict(example)))
+        scored = ChampionModel(name, "", booster, list(booster.feature_name()), "", "", prior)
+        signature = infer_signature(example, scored.predict(example))
         tags = {
             "feature_service": record.feature_service,
             "model_name": name,
@@ -162,17 +204,24 @@ class Registry:
                 mlflow.log_figure(fig, f"plots/{fig_name}.png")
             if record.model_card:
                 mlflow.log_text(record.model_card, "model_card.md")
-            info = mlflow.lightgbm.log_model(
-                booster,
-                name="model",
-                signature=signature,
-                input_example=example,
-                registered_model_name=name,
-                # pinned, not inferred: inference re-imports the model in a subprocess (~10 s per log)
-                pip_requirements=mlflow.lightgbm.get_default_pip_requirements(),
-            )
+            if prior is None:
+                info = mlflow.lightgbm.log_model(
+                    booster,
+                    name="model",
+                    signature=signature,
+                    input_example=example,
+                    registered_model_name=name,
+                    # pinned, not inferred: inference re-imports the model in a subprocess (~10 s per log)
+                    pip_requirements=mlflow.lightgbm.get_default_pip_requirements(),
+                )
+            else:
+                from training.registry_pyfunc import log_boosted
+
+                info = log_boosted(booster, prior, signature=signature, input_example=example, name=name)
         version = str(info.registered_model_version)
         client.set_model_version_tag(name, version, "feature_service", record.feature_service)
+        if prior is not None:
+            client.set_model_version_tag(name, version, PRIOR_TAG, json.dumps(prior.to_dict()))
         if record.model_card:
             client.update_model_version(name, version, description=record.model_card)
         return RegisteredVersion(name, version, run.info.run_id, f"models:/{name}/{version}")
@@ -214,16 +263,21 @@ class Registry:
         return None if value is None else float(value)
 
     def load(self, name: str, alias: str = CHAMPION) -> ChampionModel:
-        """Load the native LightGBM booster behind ``models:/<name>@<alias>``."""
+        """Load the native LightGBM booster (and prior, if any) behind ``models:/<name>@<alias>``."""
         import mlflow.lightgbm
 
         version = self.alias_version(name, alias)
         if version is None:
             raise NotFoundError(f"model: no version of {name!r} has alias {alias!r}; train one first")
         mv = self._activate().get_model_version(name, version)
-        booster = mlflow.lightgbm.load_model(
-            f"models:/{name}/{version}"
-        )  # pinned version, not the moving alias
+        uri = f"models:/{name}/{version}"  # pinned version, not the moving alias
+        prior = None
+        if PRIOR_TAG in mv.tags:
+            from training.registry_pyfunc import load_boosted
+
+            booster, prior = load_boosted(uri)
+        else:
+            booster = mlflow.lightgbm.load_model(uri)
         return ChampionModel(
             name=name,
             version=version,
@@ -231,6 +285,7 @@ class Registry:
             feature_names=list(booster.feature_name()),
             feature_service=mv.tags.get("feature_service", ""),
             run_id=mv.run_id or "",
+            prior=prior,
         )
 
     def champion(self, name: str) -> ChampionModel:

@@ -4,10 +4,11 @@
   resolved with the identity map the snapshots were built from, so ids join 1:1 with the features).
 * ``user_id``: the brand's user id of the customer, when one was seen by the date (the first seen if several).
 * Features: `FeatureRepo.historical` with one entity row per customer at the as-of instant (point in time).
-* Score column named after the model (`SCORE_COLUMNS`), equal to the champion booster's ``predict``.
-* ``reasons``: JSON list of the top-k reasons of `training.explain.top_reasons` (LightGBM ``pred_contrib``
-  on the booster's raw scale: log-odds for churn/intent, log revenue for value): feature, value,
-  contribution, text.
+* Score column named after the model (`SCORE_COLUMNS`), equal to the champion's ``predict`` (the registered
+  model: its booster, plus the prior a churn model was boosted from).
+* ``reasons``: JSON list of the top-k reasons of `training.explain.model_reasons` (LightGBM ``pred_contrib``
+  on the model's raw scale: log-odds for churn/intent, log revenue for value, and a prior's push as one
+  more reason): feature, value, contribution, text.
 """
 
 from __future__ import annotations
@@ -80,11 +81,9 @@ def _trained_horizon(registry: Registry, champ: ChampionModel) -> int | None:
     return None if value is None else int(value)
 
 
-def reasons_json(booster: object, X: pd.DataFrame, k: int = 3) -> list[str]:
-    """Per row, a JSON list of its top-``k`` reasons (`training.explain.top_reasons`, largest first):
-    ``[{"feature", "value", "contribution", "text"}, ...]``; contributions are on the booster's raw scale."""
-    from training.explain import top_reasons
-
+def reasons_json(champ: ChampionModel, X: pd.DataFrame, k: int = 3) -> list[str]:
+    """Per row, a JSON list of its top-``k`` reasons (`ChampionModel.reasons`, largest first):
+    ``[{"feature", "value", "contribution", "text"}, ...]``; contributions are on the model's raw scale."""
     return [
         json.dumps(
             [
@@ -92,7 +91,7 @@ def reasons_json(booster: object, X: pd.DataFrame, k: int = 3) -> list[str]:
                 for r in row
             ]
         )
-        for row in top_reasons(booster, X, k)  # type: ignore[arg-type]
+        for row in champ.reasons(champ.matrix(X), k)
     ]
 
 
@@ -135,7 +134,7 @@ def score_customers(
     X = frame[champ.feature_names].apply(pd.to_numeric, errors="coerce").astype("float64")
     out = customers.copy()
     out[SCORE_COLUMNS[model]] = champ.predict(X)
-    out["reasons"] = reasons_json(champ.booster, X, reasons)
+    out["reasons"] = reasons_json(champ, X, reasons)
     out["model_version"] = champ.version
     out["as_of"] = pd.Timestamp(t)
     return out

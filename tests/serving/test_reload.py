@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from contract import Settings, Workspace
+from training.prior import boosted_contributions
 from training.registry import CHAMPION, Registry, TrainingRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -99,13 +100,15 @@ def _score(url: str, customer_id: str) -> dict:
 
 def test_scores_carry_their_top_reasons(served: Served) -> None:
     champion = Registry(served.settings).champion("churn")
-    row = served.online.iloc[[0]][champion.feature_names].astype("float64")
-    contrib = champion.booster.predict(row, pred_contrib=True)[0, :-1]
+    row = champion.matrix(served.online.iloc[[0]])
+    # the model's contributions: the booster's, and the prior's push when it was boosted from one
+    names, _, contrib = boosted_contributions(champion.booster, champion.prior, row)
+    contrib = contrib[0, :-1]
     body = _score(served.url, served.customers[0])
     reasons = body["reasons"]
     assert 1 <= len(reasons) <= 3
     top = np.argsort(-np.abs(contrib), kind="stable")[: len(reasons)]
-    assert [r["feature"] for r in reasons] == [champion.feature_names[j] for j in top]
+    assert [r["feature"] for r in reasons] == [names[j] for j in top]
     for r, j in zip(reasons, top, strict=True):
         assert r["contribution"] == pytest.approx(contrib[j])
         assert r["text"].endswith("(raises risk)" if contrib[j] > 0 else "(lowers risk)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -13,17 +11,15 @@ from contract.errors import NotFoundError
 from contract.normalize import sha256_hex
 from serving.schemas import ChurnScoreRequest
 from serving.scoring import ChurnScorer, ModelMismatchError
+from training.registry import ChampionModel
 
 FEATURES = ["recency", "events_30d", "revenue_30d"]
 AS_OF = pd.Timestamp("2024-03-01", tz="UTC")
 
 
-@dataclass
-class Champion:
-    name: str
-    version: str
-    booster: lgb.Booster
-    feature_service: str = "churn_v1"
+def Champion(name: str, version: str, booster: lgb.Booster) -> ChampionModel:
+    """The registry's loaded model, built in memory (no MLflow here)."""
+    return ChampionModel(name, version, booster, list(booster.feature_name()), "churn_v1", "")
 
 
 class Identity:

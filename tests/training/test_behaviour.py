@@ -1,6 +1,7 @@
 """Behavioural checks of the churn model through the one feature function: direction, not accuracy.
 
-More recent activity never raises churn risk, all else equal; adding a purchase lowers it."""
+More recent activity never raises churn risk, all else equal; adding a purchase lowers it. Both with boosting
+from a constant and from the buy-till-you-die prior (`training.prior`), which must keep both guarantees."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from churn_synthetic import churn_events
 from features.compute import EVENT_COLUMNS, customer_features
 from training.labels import churn_labels
 from training.model import ChurnModel
+from training.prior import BTYDPrior
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 NOT_INPUTS = ("customer_id", "as_of", "snapshot_at")
@@ -44,8 +46,8 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     c.close()
 
 
-@pytest.fixture(scope="module")
-def model(con: duckdb.DuckDBPyConnection) -> ChurnModel:
+@pytest.fixture(scope="module", params=[False, True], ids=["constant-start", "btyd-prior"])
+def model(con: duckdb.DuckDBPyConnection, request: pytest.FixtureRequest) -> ChurnModel:
     events = churn_events(customers=1500, days=100, start=START, seed=5)
     as_of = [START + timedelta(days=d, hours=23, minutes=59, seconds=59) for d in (30, 45, 60)]
     _features(con, events, pd.DataFrame({"customer_id": ["x"], "as_of": [as_of[0]]}))
@@ -54,7 +56,10 @@ def model(con: duckdb.DuckDBPyConnection) -> ChurnModel:
         con, events, labels.rename(columns={"event_timestamp": "as_of"})[["customer_id", "as_of"]]
     )
     X = feats.drop(columns=list(NOT_INPUTS)).astype("float64")
-    return ChurnModel(num_boost_round=150, min_data_in_leaf=20, num_threads=1).fit(X, labels["churned"])
+    prior = BTYDPrior("any", 21) if request.param else None
+    return ChurnModel(num_boost_round=150, min_data_in_leaf=20, num_threads=1, prior=prior).fit(
+        X, labels["churned"]
+    )
 
 
 def test_more_recent_activity_never_raises_churn_risk(model: ChurnModel) -> None:
