@@ -3,6 +3,9 @@
 `training.registry` logs it (and only it imports this module, lazily): ``mlflow.pyfunc.load_model`` on the
 registered version predicts the probability CXI serves (`training.prior.boosted_margin` through a sigmoid),
 and `load_boosted` hands the registry the two parts for its native scoring path.
+
+Logged as MLflow "models from code": this file travels with the model and names its model
+(``set_model`` at the end), so nothing is pickled; loading needs CXI's ``training.prior`` importable.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -33,7 +37,9 @@ class BoostedFromPrior(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         self.booster = lgb.Booster(model_file=context.artifacts[BOOSTER])
         self.prior = BTYDPrior.from_dict(json.loads(Path(context.artifacts[PRIOR]).read_text()))
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         values = model_input[self.booster.feature_name()].to_numpy(dtype="float64", na_value=np.nan)
         return 1.0 / (1.0 + np.exp(-boosted_margin(self.booster, self.prior, values)))
 
@@ -51,7 +57,7 @@ def log_boosted(
         paths[PRIOR].write_text(json.dumps(prior.to_dict(), indent=2))
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=BoostedFromPrior(),
+            python_model=__file__,
             artifacts={k: str(v) for k, v in paths.items()},
             signature=signature,
             input_example=input_example,
@@ -69,3 +75,6 @@ def load_boosted(uri: str) -> tuple[lgb.Booster, BTYDPrior]:
     """The booster and the prior of a registered `BoostedFromPrior`."""
     model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     return model.booster, model.prior
+
+
+mlflow.models.set_model(BoostedFromPrior())

@@ -176,6 +176,9 @@ def test_a_model_boosted_from_a_prior_round_trips_as_one_pyfunc(registry: Regist
     # whoever loads the registered model with MLflow alone gets the same probability
     pyfunc = mlflow.pyfunc.load_model(f"models:/churn_prior/{reg.version}")
     np.testing.assert_allclose(np.asarray(pyfunc.predict(X)).reshape(-1), expected, rtol=1e-12)
+    # logged as code with its two artifacts, nothing pickled
+    files = {p.name for p in (registry.settings.mlflow_dir / "artifacts").rglob("*") if p.is_file()}
+    assert {"registry_pyfunc.py", "booster.txt", "prior.json"} <= files and "python_model.pkl" not in files
     # the booster alone is not the model
     assert not np.allclose(champ.booster.predict(X[champ.feature_names]), expected)
 
