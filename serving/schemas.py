@@ -128,7 +128,10 @@ class ChurnScoreRequest(BaseModel):
 class ScoreReason(BaseModel):
     """One of the top reasons behind a score (a feature's contribution, in words)."""
 
-    feature: str = Field(description="Feature name (Feast feature service column).")
+    feature: str = Field(
+        description="Feature name (Feast feature service column), or `buying_rhythm`: the buy-till-you-die "
+        "prior's chance of no activity in the horizon."
+    )
     value: float | None = Field(description="The customer's value of the feature (null: missing).")
     contribution: float = Field(description="Push on the score in log-odds: > 0 raises churn risk.")
     text: str = Field(

@@ -3,6 +3,8 @@
 Platt scaling on the booster's raw margin m: p = sigmoid(a·m + b). An affine map of the margin is folded into
 the trees themselves (every leaf value × a, plus b on the first tree), so the registered booster predicts
 calibrated probabilities and its ``pred_contrib`` still sums to the calibrated margin: serving applies nothing.
+A model boosted from a prior (`training.prior`) calibrates trees + prior together; the prior then carries the
+slope ``a`` as its scale.
 
 The method is chosen on a held-out calibration slice by cross-fitted Brier score among ``none`` and
 ``platt``; isotonic regression is measured too and reported, but cannot be folded into trees.

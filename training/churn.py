@@ -8,6 +8,7 @@ day's 23:59:59 UTC), so features count events <= T and labels events in (T, T + 
 * early stopping on a customer-grouped validation split of the training rows (which also picks the tree size
   among `training.model.NUM_LEAVES_GRID` by validation log-loss), and Platt calibration chosen
   on a second, disjoint customer-grouped calibration split (folded into the registered booster);
+* boosting starts from the MBG/NBD prior of `training.prior` (setting ``churn_prior``), registered with it;
 * baselines (recency, logistic regression on RFM, BG/NBD) scored on the same holdout rows in the same run.
 
 A new model becomes ``champion`` when there is none, or when its holdout ROC-AUC is not below the current
@@ -107,8 +108,8 @@ by the holdout as-of.
 **Capacity**: tree size chosen on the early-stopping rows by log-loss (`num_leaves_chosen`, with every
 candidate's `valid_logloss_leaves_*`).
 
-**Calibration**: Platt scaling on the raw margin, chosen on the calibration rows by cross-fitted Brier, folded
-into the registered booster (its plain `predict` is the calibrated probability).
+**Calibration**: Platt scaling on the raw margin (trees plus prior), chosen on the calibration rows by
+cross-fitted Brier; folded into the registered booster, and its slope scales the prior.
 
 **Prior**: {_prior_words(prior)}
 

@@ -1,7 +1,8 @@
 """Per-prediction reasons: LightGBM ``pred_contrib`` turned into sentences a marketer can read.
 
 A booster's contributions (SHAP values in log-odds) sum, with the bias column, to its raw margin; the churn
-booster has its calibration folded into its trees, so they sum to the *calibrated* margin. A reason is one
+booster has its calibration folded into its trees, so they sum to the *calibrated* margin (with the prior's
+push, `training.prior.boosted_contributions`, when the model was boosted from one). A reason is one
 feature's contribution; the top ``k`` by absolute size are reported, each saying whether it raises or lowers
 the risk, so a score always comes with what pushed it up *and* what held it down.
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from contract.errors import ContractError
 from training.calibration import Calibration, choose_calibration, fold_into_booster
-from training.prior import BTYDPrior
+from training.prior import BTYDPrior, boosted_margin
 
 #: Feature-name prefixes with a known direction: +1 risk rises with the value, -1 risk falls.
 MONOTONE_PREFIXES: tuple[tuple[str, int], ...] = (
@@ -210,9 +210,12 @@ class ChurnModel:
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
             raise ContractError("X", f"missing feature columns {missing}")
-        Xn = _numeric(X[self.feature_names_])
-        raw = np.asarray(self.booster_.predict(Xn, raw_score=True, num_iteration=self.best_iteration_))
-        return raw if self.prior_ is None else raw + self.prior_.scale * self.prior_.margin(Xn)
+        values = _numeric(X[self.feature_names_]).to_numpy()
+        if self.prior_ is None:
+            return np.asarray(
+                self.booster_.predict(values, raw_score=True, num_iteration=self.best_iteration_)
+            )
+        return boosted_margin(self.booster_, self.prior_, values)  # booster_ predicts best_iteration_ trees
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, shape (n, 2): column 1 is P(churn)."""

@@ -79,7 +79,8 @@ class BTYDPrior:
         T = np.clip(np.nan_to_num(T, nan=0.0), 0.0, None)
         rec = np.clip(np.nan_to_num(last, nan=0.0), 0.0, T)
         x = np.where(active, np.clip(np.nan_to_num(count, nan=1.0) - 1.0, 0.0, None), 0.0)
-        t_x = np.where(active, T - rec, 0.0)
+        # t_x is the time of the last *repeat* activity: none without one (several events on the first day)
+        t_x = np.where(active & (x > 0), T - rec, 0.0)
         return x, t_x, T, active
 
     def fit(self, X: pd.DataFrame) -> BTYDPrior:
@@ -152,7 +153,7 @@ def boosted_margin(
     booster: Any, prior: BTYDPrior | None, values: np.ndarray, *, num_threads: int = 0
 ) -> np.ndarray:
     """The served log-odds of a feature matrix (columns in the booster's order): the booster's raw score,
-    plus the scaled prior margin when the model was boosted from one. The one place the two are added."""
+    plus the scaled prior margin when the model was boosted from one. Every scoring path computes it here."""
     kwargs = {"num_threads": num_threads} if num_threads else {}
     raw = np.asarray(booster.predict(values, raw_score=True, **kwargs)).reshape(-1)
     if prior is None:

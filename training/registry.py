@@ -3,7 +3,7 @@
 Tracking and registry share one SQLite store (``sqlite:///<mlflow_dir>/mlflow.db``) with artifacts under
 ``<mlflow_dir>/artifacts``; both are set when a Registry first connects, never at import. Models are
 LightGBM boosters logged with the native flavor and addressed by alias (``champion``, ``challenger``);
-serving loads the native booster, not the pyfunc wrapper, which costs far more per row.
+serving loads the native booster, not a pyfunc wrapper, which costs far more per row.
 
 A churn model boosted from a buy-till-you-die prior (`training.prior`) is two parts, so it is logged as an
 MLflow pyfunc (`training.registry_pyfunc`) holding the booster and the prior's parameters, and its version
