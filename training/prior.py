@@ -30,6 +30,9 @@ from contract.errors import ContractError
 from training.btyd import BGNBD, BGNBDParams, prob_no_purchase
 
 KIND = "mbgnbd"
+#: The feature mapping's version, registered with the model: a version scored with another mapping would
+#: silently move its margin, so `from_dict` refuses one it does not know.
+MAPPING = 1
 #: Feature columns per churn activity: (repeat count + 1, days since the first, days since the last).
 COLUMNS: dict[str, tuple[str, str, str]] = {
     "any": ("active_days_total", "days_since_first_seen", "days_since_last_event"),
@@ -128,6 +131,7 @@ class BTYDPrior:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": KIND,
+            "mapping": MAPPING,
             "activity": self.activity,
             "horizon_days": self.horizon_days,
             "scale": self.scale,
@@ -139,6 +143,12 @@ class BTYDPrior:
     def from_dict(cls, data: dict[str, Any]) -> BTYDPrior:
         if data.get("kind") != KIND:
             raise ContractError("prior.kind", f"must be {KIND!r}", data.get("kind"))
+        if data.get("mapping") != MAPPING:
+            raise ContractError(
+                "prior.mapping",
+                f"this CXI scores prior mapping {MAPPING}; retrain the model or use the CXI that trained it",
+                data.get("mapping"),
+            )
         prior = cls(str(data["activity"]), int(data["horizon_days"]), scale=float(data["scale"]))
         prior.params_ = BGNBDParams(**{k: float(v) for k, v in data["params"].items()})
         prior.center_ = float(data.get("center", 0.0))

@@ -86,6 +86,8 @@ def test_round_trip_keeps_the_margin(model: ChurnModel, data: tuple) -> None:
     assert again.to_dict() == model.prior_.to_dict()
     with pytest.raises(ContractError, match=r"^prior.kind: "):
         BTYDPrior.from_dict({**model.prior_.to_dict(), "kind": "other"})
+    with pytest.raises(ContractError, match=r"^prior.mapping: .*retrain"):
+        BTYDPrior.from_dict({**model.prior_.to_dict(), "mapping": 0})
 
 
 def test_matrix_and_frame_paths_agree_and_never_active_customers_score_riskiest(model: ChurnModel) -> None:
