@@ -146,6 +146,7 @@ class SegmentStore:
         self._views: set[str] = set()
         self._builds: tuple[tuple[str, ...], list[Build]] = ((), [])
         self._last = 0
+        self._counter_checked = False  # the seq counter is checked against the events once per store
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on one long-lived DuckDB database holding a view per table (a fresh connection with its
@@ -190,7 +191,13 @@ class SegmentStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._finish_compaction()
             counter = d / "seq"
-            last = int(counter.read_text() or 0) if counter.exists() else self._max_seq()
+            text = counter.read_text().strip() if counter.exists() else ""
+            last = int(text) if text.isdigit() else self._max_seq()
+            if not self._counter_checked:
+                # the counter is written without fsync (a crash may leave it stale or empty) while the parts
+                # are fsynced: trusting it alone would hand out seqs that exist, and cursors would skip them
+                last = max(last, self._max_seq())
+                self._counter_checked = True
             self._last = last
             yield last
             tmp = d / ".seq.tmp"

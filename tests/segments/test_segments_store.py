@@ -210,3 +210,19 @@ def test_a_compaction_cut_short_is_finished_by_the_next_writer(tmp_path) -> None
     assert not (ws.root / "segments" / "compaction.json").exists()
     assert len(_event_parts(ws)) == 2  # the merged part and the new one
     assert store.changes(since=first).rows["seq"].tolist() == list(range(first + 1, first + 8))
+
+
+@pytest.mark.parametrize("counter", ["", "3", "garbage"])
+def test_a_stale_seq_counter_never_reissues_a_seq(tmp_path, counter: str) -> None:
+    """After a crash the counter file (written without fsync) may be empty, behind or torn; a new store checks
+    it against the events once, so seqs stay unique and increasing and no cursor skips an event."""
+    ws = _small_build(tmp_path)
+    store = SegmentStore(ws)
+    first = store.latest_build().last_seq
+    store.append_events(_live("everyone", "entry", ["a1", "a2"], T0 + timedelta(hours=1)))
+    (ws.root / "segments" / "seq").write_text(counter)
+    again = SegmentStore(ws)  # as after a restart
+    out = again.append_events(_live("everyone", "exit", ["a1"], T0 + timedelta(hours=2)))
+    assert out["seq"].tolist() == [first + 3]
+    rows = again.changes(since=first, limit=MAX_LIMIT).rows
+    assert rows["seq"].tolist() == [first + 1, first + 2, first + 3]
