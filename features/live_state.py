@@ -54,6 +54,8 @@ class _Entry:
 _MAX_PARTS = 8  # parts per customer before they are joined into one
 #: Instants kept by default (`Settings.live_state_max_instants` in the service).
 MAX_INSTANTS = 500_000
+#: Invalidation stamps kept (the oldest are forgotten beyond it; see `FeatureStates.invalidate`).
+MAX_STAMPS = 100_000
 
 
 class FeatureStates:
@@ -67,11 +69,14 @@ class FeatureStates:
     `max_instants` instants are kept, the least recently used customers dropped first (built again when
     next asked)."""
 
-    def __init__(self, max_instants: int = MAX_INSTANTS) -> None:
+    def __init__(self, max_instants: int = MAX_INSTANTS, max_stamps: int = MAX_STAMPS) -> None:
         self.max_instants = max_instants
+        self.max_stamps = max_stamps
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._instants = 0
-        self._generation: dict[str, int] = {}
+        # customer -> the clock at their last invalidate, oldest first; a token is this (0: none remembered)
+        self._generation: OrderedDict[str, int] = OrderedDict()
+        self._clock = 0
         self._codes: dict[str, int] = {}  # category -> code, one numbering for every customer
         self._lock = threading.Lock()
         # customers built from all their events / continued from their kept state: counters for tests and
@@ -83,11 +88,19 @@ class FeatureStates:
         return len(self._entries)
 
     def invalidate(self, customers: Iterable[str]) -> None:
-        """Forget these customers' state: their held events changed other than by appending."""
+        """Forget these customers' state: their held events changed other than by appending.
+
+        Each invalidate stamps the customer with a new value of one clock, never reused, so only the newest
+        `max_stamps` stamps need keeping: a forgotten stamp reads as 0, which no token taken before it matches
+        (that state is merely built again), and a later invalidate stamps a value no token holds yet."""
         with self._lock:
             for c in customers:
-                self._generation[c] = self._generation.get(c, 0) + 1
+                self._clock += 1
+                self._generation.pop(c, None)
+                self._generation[c] = self._clock
                 self._drop(c)
+            while len(self._generation) > self.max_stamps:
+                self._generation.popitem(last=False)
 
     def generations(self, ids: Sequence[str]) -> list[int]:
         """Tokens to take with the tables (under the lock that `invalidate` is called under) when `features`

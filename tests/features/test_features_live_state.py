@@ -189,3 +189,25 @@ def test_tables_taken_before_an_invalidate_are_built_whole_and_not_kept() -> Non
     exact(customer_features_now(body, owner, ["a"], at), got)
     body, owner = concat_owned([new])
     exact(customer_features_now(body, owner, ["a"], at), states.features(["a"], [new], at))
+
+
+def test_invalidation_stamps_stay_bounded_and_a_forgotten_one_never_matches_an_old_token() -> None:
+    """A service invalidates customers for months: the stamps kept are capped, and forgetting one only ever
+    costs a rebuild, never a state kept for tables an invalidate overtook."""
+    base = {"who": "a", "second": 0, "type": "page_view", "category": None, "revenue": None}
+    base = {**base, "price": None, "quantity": None}
+    at = pd.Timestamp(T0 + timedelta(days=1))
+    old = table([{**base, "minute": m} for m in (1, 2, 3, 50, 60)], 0)
+    states = FeatureStates(max_stamps=3)
+    states.invalidate(["a"])
+    tokens = states.generations(["a"])  # taken with `old`, after a first invalidate
+    states.invalidate(["a"])  # overtaken ...
+    states.invalidate(["x", "y", "z"])  # ... and its stamp forgotten
+    assert len(states._generation) == 3 and "a" not in states._generation
+    new = pa.concat_tables([old.slice(1, 2), table([{**base, "minute": 4}], 9)])
+    states.features(["a"], [new], at)  # state for `new` kept under the forgotten stamp (0)
+    got = states.features(["a"], [old], at, generations=tokens)
+    body, owner = concat_owned([old])
+    exact(customer_features_now(body, owner, ["a"], at), got)
+    body, owner = concat_owned([new])
+    exact(customer_features_now(body, owner, ["a"], at), states.features(["a"], [new], at))
