@@ -74,9 +74,11 @@ class FeatureStates:
         self.max_stamps = max_stamps
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._instants = 0
-        # customer -> the clock at their last invalidate, oldest first; a token is this (0: none remembered)
+        # customer -> the clock at their last invalidate, oldest first; older stamps are forgotten, and read
+        # as the newest forgotten one (an upper bound); a token is the clock when the tables were taken
         self._generation: OrderedDict[str, int] = OrderedDict()
         self._clock = 0
+        self._forgotten = 0
         self._codes: dict[str, int] = {}  # category -> code, one numbering for every customer
         self._lock = threading.Lock()
         # customers built from all their events / continued from their kept state: counters for tests and
@@ -90,9 +92,10 @@ class FeatureStates:
     def invalidate(self, customers: Iterable[str]) -> None:
         """Forget these customers' state: their held events changed other than by appending.
 
-        Each invalidate stamps the customer with a new value of one clock, never reused, so only the newest
-        `max_stamps` stamps need keeping: a forgotten stamp reads as 0, which no token taken before it matches
-        (that state is merely built again), and a later invalidate stamps a value no token holds yet."""
+        Each invalidate stamps the customer with the next value of one clock; state is used only for tables
+        taken (token) at or after the customer's stamp. Only the newest `max_stamps` stamps are kept: a
+        forgotten one reads as the newest forgotten stamp, never below the real one, so forgetting costs at
+        most a rebuild, never state kept for tables an invalidate overtook."""
         with self._lock:
             for c in customers:
                 self._clock += 1
@@ -100,13 +103,18 @@ class FeatureStates:
                 self._generation[c] = self._clock
                 self._drop(c)
             while len(self._generation) > self.max_stamps:
-                self._generation.popitem(last=False)
+                _, stamp = self._generation.popitem(last=False)
+                self._forgotten = max(self._forgotten, stamp)
+
+    def _current(self, customer: str, token: int) -> bool:
+        """Whether no invalidate of `customer` came after `token` was taken (under the lock)."""
+        return self._generation.get(customer, self._forgotten) <= token
 
     def generations(self, ids: Sequence[str]) -> list[int]:
         """Tokens to take with the tables (under the lock that `invalidate` is called under) when `features`
         runs later: a state built from tables that an `invalidate` overtook is then not kept."""
         with self._lock:
-            return [self._generation.get(c, 0) for c in ids]
+            return [self._clock] * len(ids)
 
     def features(
         self,
@@ -121,10 +129,10 @@ class FeatureStates:
         `generations` as taken with the tables (default: now)."""
         with self._lock:
             if generations is None:
-                generations = [self._generation.get(c, 0) for c in ids]
+                generations = [self._clock] * len(ids)
             # state kept after the tables were taken (an invalidate since) does not describe them: unused
             entries = [
-                self._entries.get(c) if self._generation.get(c, 0) == g else None
+                self._entries.get(c) if self._current(c, g) else None
                 for c, g in zip(ids, generations, strict=True)
             ]
         n = len(ids)
@@ -242,7 +250,7 @@ class FeatureStates:
         with self._lock:
             for c, g in zip(ids, generations, strict=True):
                 entry = fresh.get(c)
-                if entry is not None and self._generation.get(c, 0) == g:
+                if entry is not None and self._current(c, g):
                     self._drop(c)
                     self._entries[c] = entry
                     self._instants += entry.instants

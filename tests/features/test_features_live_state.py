@@ -199,13 +199,12 @@ def test_invalidation_stamps_stay_bounded_and_a_forgotten_one_never_matches_an_o
     at = pd.Timestamp(T0 + timedelta(days=1))
     old = table([{**base, "minute": m} for m in (1, 2, 3, 50, 60)], 0)
     states = FeatureStates(max_stamps=3)
-    states.invalidate(["a"])
-    tokens = states.generations(["a"])  # taken with `old`, after a first invalidate
+    tokens = states.generations(["a"])  # taken with `old`, before any invalidate of "a"
     states.invalidate(["a"])  # overtaken ...
     states.invalidate(["x", "y", "z"])  # ... and its stamp forgotten
     assert len(states._generation) == 3 and "a" not in states._generation
     new = pa.concat_tables([old.slice(1, 2), table([{**base, "minute": 4}], 9)])
-    states.features(["a"], [new], at)  # state for `new` kept under the forgotten stamp (0)
+    states.features(["a"], [new], at)  # state for `new` kept, under the forgotten stamp
     got = states.features(["a"], [old], at, generations=tokens)
     body, owner = concat_owned([old])
     exact(customer_features_now(body, owner, ["a"], at), got)
