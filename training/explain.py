@@ -132,9 +132,10 @@ def reasons_from(
 
 
 def top_reasons(
-    booster: lgb.Booster, X: pd.DataFrame, k: int = 3, prior: BTYDPrior | None = None
+    booster: lgb.Booster, X: pd.DataFrame, k: int = 3, *, prior: BTYDPrior | None
 ) -> list[list[Reason]]:
-    """For each row of ``X``, its ``k`` largest contributions (by absolute log-odds), as reasons."""
+    """For each row of ``X``, its ``k`` largest contributions (by absolute log-odds), as reasons; ``prior``:
+    the one the booster was boosted from (required, so no caller drops it by default)."""
     names = list(booster.feature_name())
     missing = [c for c in names if c not in X.columns]
     if missing:

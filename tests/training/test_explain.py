@@ -45,7 +45,7 @@ def test_contributions_sum_to_the_calibrated_score(model: ChurnModel) -> None:
     margin = model.booster_.predict(X, raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=1), 0.7 * margin - 0.3, atol=1e-9)
     np.testing.assert_allclose(1 / (1 + np.exp(-contrib.sum(axis=1))), calibrated.predict(X), atol=1e-12)
-    reasons = top_reasons(calibrated, X, k=len(NAMES))
+    reasons = top_reasons(calibrated, X, k=len(NAMES), prior=None)
     np.testing.assert_allclose(
         [sum(r.contribution for r in row) for row in reasons], contrib[:, :-1].sum(axis=1)
     )
@@ -53,7 +53,7 @@ def test_contributions_sum_to_the_calibrated_score(model: ChurnModel) -> None:
 
 def test_top_reasons_are_the_largest_contributions_with_their_sign(model: ChurnModel) -> None:
     X, _ = _data(3, 40)
-    reasons = top_reasons(model.booster_, X, k=3)
+    reasons = top_reasons(model.booster_, X, k=3, prior=None)
     contrib = model.booster_.predict(X[NAMES], pred_contrib=True)[:, :-1]
     assert len(reasons) == len(X)
     for i, row in enumerate(reasons):
@@ -73,7 +73,7 @@ def test_reasons_follow_the_features_direction(model: ChurnModel) -> None:
     X = pd.DataFrame(
         {"days_since_last_purchase": [80.0, 1.0], "purchases_30d": [0.0, 6.0], "revenue_30d": [0.0, 400.0]}
     ).assign(email_opens_30d=1.0)
-    lapsed, loyal = top_reasons(model.booster_, X, k=2)
+    lapsed, loyal = top_reasons(model.booster_, X, k=2, prior=None)
     assert lapsed[0] == Reason(
         "days_since_last_purchase",
         80.0,
@@ -89,7 +89,7 @@ def test_missing_values_use_the_catalogues_words(model: ChurnModel) -> None:
     X = pd.DataFrame(
         {"days_since_last_purchase": [np.nan], "purchases_30d": [0.0], "revenue_30d": [0.0]}
     ).assign(email_opens_30d=0.0)
-    (row,) = top_reasons(model.booster_, X, k=4)
+    (row,) = top_reasons(model.booster_, X, k=4, prior=None)
     never = next(r for r in row if r.feature == "days_since_last_purchase")
     assert never.value is None
     assert never.text.startswith("Days since the last purchase: never bought")
@@ -104,6 +104,6 @@ def test_every_catalogue_feature_has_words() -> None:
 
 def test_bad_input_names_the_field(model: ChurnModel) -> None:
     with pytest.raises(ContractError, match=r"X: .*purchases_30d"):
-        top_reasons(model.booster_, pd.DataFrame({"days_since_last_purchase": [1.0]}))
+        top_reasons(model.booster_, pd.DataFrame({"days_since_last_purchase": [1.0]}), prior=None)
     with pytest.raises(ContractError, match="k: "):
-        top_reasons(model.booster_, _data(4, 3)[0], k=0)
+        top_reasons(model.booster_, _data(4, 3)[0], k=0, prior=None)
