@@ -211,10 +211,6 @@ class ChurnModel:
         if missing:
             raise ContractError("X", f"missing feature columns {missing}")
         values = _numeric(X[self.feature_names_]).to_numpy()
-        if self.prior_ is None:
-            return np.asarray(
-                self.booster_.predict(values, raw_score=True, num_iteration=self.best_iteration_)
-            )
         return boosted_margin(self.booster_, self.prior_, values)  # booster_ predicts best_iteration_ trees
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -172,6 +172,17 @@ def boosted_margin(
     return raw + prior.scale * margin
 
 
+def boosted_predict(
+    booster: Any, prior: BTYDPrior | None, values: np.ndarray, *, num_threads: int = 0
+) -> np.ndarray:
+    """The served scores of a feature matrix: the booster's own ``predict`` without a prior (a probability,
+    or a value for a regression), the sigmoid of `boosted_margin` with one."""
+    if prior is None:
+        kwargs = {"num_threads": num_threads} if num_threads else {}
+        return np.asarray(booster.predict(values, **kwargs)).reshape(-1)
+    return 1.0 / (1.0 + np.exp(-boosted_margin(booster, prior, values, num_threads=num_threads)))
+
+
 def boosted_contributions(
     booster: Any, prior: BTYDPrior | None, values: np.ndarray, *, num_threads: int = 0
 ) -> tuple[list[str], np.ndarray, np.ndarray]:

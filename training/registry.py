@@ -67,14 +67,9 @@ class ChampionModel:
 
     def predict_matrix(self, values: np.ndarray, *, num_threads: int = 0) -> np.ndarray:
         """Scores for a matrix whose columns are ``feature_names``."""
-        if self.prior is None:
-            kwargs = {"num_threads": num_threads} if num_threads else {}
-            return np.asarray(self.booster.predict(values, **kwargs)).reshape(-1)
-        from training.prior import boosted_margin
+        from training.prior import boosted_predict
 
-        return 1.0 / (
-            1.0 + np.exp(-boosted_margin(self.booster, self.prior, values, num_threads=num_threads))
-        )
+        return boosted_predict(self.booster, self.prior, values, num_threads=num_threads)
 
     def reasons(self, values: np.ndarray, k: int = 3, *, num_threads: int = 0) -> list[list[Reason]]:
         """The top-``k`` reasons of each row's score (`training.explain.model_reasons`)."""
@@ -175,9 +170,11 @@ class Registry:
         from mlflow.models import infer_signature
 
         client = self._activate()
+        from training.prior import boosted_predict
+
         example = record.input_example[booster.feature_name()]
-        scored = ChampionModel(name, "", booster, list(booster.feature_name()), "", "", prior)
-        signature = infer_signature(example, scored.predict(example))
+        values = example.to_numpy(dtype="float64", na_value=np.nan)
+        signature = infer_signature(example, boosted_predict(booster, prior, values))
         tags = {
             "feature_service": record.feature_service,
             "model_name": name,

@@ -21,7 +21,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from training.prior import BTYDPrior, boosted_margin
+from training.prior import BTYDPrior, boosted_predict
 
 BOOSTER = "booster"
 PRIOR = "prior"
@@ -41,7 +41,7 @@ class BoostedFromPrior(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> np.ndarray:
         values = model_input[self.booster.feature_name()].to_numpy(dtype="float64", na_value=np.nan)
-        return 1.0 / (1.0 + np.exp(-boosted_margin(self.booster, self.prior, values)))
+        return boosted_predict(self.booster, self.prior, values)
 
 
 def log_boosted(
