@@ -192,8 +192,8 @@ class SegmentStore:
             self._finish_compaction()
             counter = d / "seq"
             text = counter.read_text().strip() if counter.exists() else ""
-            last = int(text) if text.isdigit() else self._max_seq()
-            if not self._counter_checked:
+            last = int(text) if text.isdigit() else 0
+            if not text.isdigit() or not self._counter_checked:
                 # the counter is written without fsync (a crash may leave it stale or empty) while the parts
                 # are fsynced: trusting it alone would hand out seqs that exist, and cursors would skip them
                 last = max(last, self._max_seq())
