@@ -76,7 +76,7 @@ class FeatureStates:
         self._instants = 0
         # customer -> the clock at their last invalidate, oldest first; older stamps are forgotten, and read
         # as the newest forgotten one (an upper bound); a token is the clock when the tables were taken
-        self._generation: OrderedDict[str, int] = OrderedDict()
+        self._stamps: OrderedDict[str, int] = OrderedDict()
         self._clock = 0
         self._forgotten = 0
         self._codes: dict[str, int] = {}  # category -> code, one numbering for every customer
@@ -99,16 +99,16 @@ class FeatureStates:
         with self._lock:
             for c in customers:
                 self._clock += 1
-                self._generation.pop(c, None)
-                self._generation[c] = self._clock
+                self._stamps.pop(c, None)
+                self._stamps[c] = self._clock
                 self._drop(c)
-            while len(self._generation) > self.max_stamps:
-                _, stamp = self._generation.popitem(last=False)
+            while len(self._stamps) > self.max_stamps:
+                _, stamp = self._stamps.popitem(last=False)
                 self._forgotten = max(self._forgotten, stamp)
 
     def _current(self, customer: str, token: int) -> bool:
         """Whether no invalidate of `customer` came after `token` was taken (under the lock)."""
-        return self._generation.get(customer, self._forgotten) <= token
+        return self._stamps.get(customer, self._forgotten) <= token
 
     def generations(self, ids: Sequence[str]) -> list[int]:
         """Tokens to take with the tables (under the lock that `invalidate` is called under) when `features`

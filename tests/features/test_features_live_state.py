@@ -202,7 +202,7 @@ def test_invalidation_stamps_stay_bounded_and_a_forgotten_one_never_matches_an_o
     tokens = states.generations(["a"])  # taken with `old`, before any invalidate of "a"
     states.invalidate(["a"])  # overtaken ...
     states.invalidate(["x", "y", "z"])  # ... and its stamp forgotten
-    assert len(states._generation) == 3 and "a" not in states._generation
+    assert len(states._stamps) == 3 and "a" not in states._stamps
     new = pa.concat_tables([old.slice(1, 2), table([{**base, "minute": 4}], 9)])
     states.features(["a"], [new], at)  # state for `new` kept, under the forgotten stamp
     got = states.features(["a"], [old], at, generations=tokens)
