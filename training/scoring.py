@@ -17,6 +17,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from contract.errors import ContractError, WorkspaceError
@@ -81,8 +82,9 @@ def _trained_horizon(registry: Registry, champ: ChampionModel) -> int | None:
     return None if value is None else int(value)
 
 
-def reasons_json(champ: ChampionModel, X: pd.DataFrame, k: int = 3) -> list[str]:
-    """Per row, a JSON list of its top-``k`` reasons (`ChampionModel.reasons`, largest first):
+def reasons_json(champ: ChampionModel, values: np.ndarray, k: int = 3) -> list[str]:
+    """Per row of a matrix of the model's features, a JSON list of its top-``k`` reasons
+    (`ChampionModel.reasons`, largest first):
     ``[{"feature", "value", "contribution", "text"}, ...]``; contributions are on the model's raw scale."""
     return [
         json.dumps(
@@ -91,7 +93,7 @@ def reasons_json(champ: ChampionModel, X: pd.DataFrame, k: int = 3) -> list[str]
                 for r in row
             ]
         )
-        for row in champ.reasons(champ.matrix(X), k)
+        for row in champ.reasons(values, k)
     ]
 
 
@@ -133,8 +135,9 @@ def score_customers(
         )
     X = frame[champ.feature_names].apply(pd.to_numeric, errors="coerce").astype("float64")
     out = customers.copy()
-    out[SCORE_COLUMNS[model]] = champ.predict(X)
-    out["reasons"] = reasons_json(champ, X, reasons)
+    values = champ.matrix(X)  # once, for the scores and their reasons
+    out[SCORE_COLUMNS[model]] = champ.predict_matrix(values)
+    out["reasons"] = reasons_json(champ, values, reasons)
     out["model_version"] = champ.version
     out["as_of"] = pd.Timestamp(t)
     return out
