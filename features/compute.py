@@ -122,7 +122,10 @@ gaps AS (
              THEN 1 ELSE 0 END AS n_sessions,
         CASE WHEN lag(ts) OVER (PARTITION BY customer_id ORDER BY ts) IS NULL
               OR CAST(ts AS DATE) <> CAST(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts) AS DATE)
-             THEN 1 ELSE 0 END AS n_active_days
+             THEN 1 ELSE 0 END AS n_active_days,
+        CASE WHEN purchase_ts IS NOT NULL AND coalesce(CAST(max(purchase_ts) OVER (PARTITION BY customer_id
+                  ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS DATE) <> CAST(ts AS DATE), TRUE)
+             THEN 1 ELSE 0 END AS n_purchase_days
     FROM instants
 ),
 running AS (

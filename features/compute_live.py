@@ -241,12 +241,18 @@ class _Instants:
         gap = tsf - prev_ts
         n["sessions"] = (first | (gap > SESSION_GAP_MINUTES * 60 * _US)).astype(np.float64)
         n["active_days"] = (first | (day != np.floor_divide(prev_ts, _DAY_US))).astype(np.float64)
+        last_purchase = seg.ffill(purchase_ts, before[ROW["last_purchase_ts"]])
+        prev_purchase = np.empty(k, dtype=np.float64)  # the customer's latest purchase before each instant
+        prev_purchase[1:] = last_purchase[:-1]
+        prev_purchase[seg.start] = before[ROW["last_purchase_ts"]]
+        new_day = np.isnan(prev_purchase) | (day != np.floor_divide(prev_purchase, _DAY_US))
+        n["purchase_days"] = (~np.isnan(purchase_ts) & new_day).astype(np.float64)
 
         F = np.empty((len(ROW), k), dtype=np.float64)
         for name in RUNNING:
             F[ROW[f"c_{name}"]] = seg.running(n[name], before[ROW[f"c_{name}"]], continued)
         F[ROW["ts"]] = tsf
-        F[ROW["last_purchase_ts"]] = seg.ffill(purchase_ts, before[ROW["last_purchase_ts"]])
+        F[ROW["last_purchase_ts"]] = last_purchase
         F[ROW["first_purchase_ts"]] = seg.first_valid(purchase_ts, before[ROW["first_purchase_ts"]])
         for kind, has in kinds.items():
             F[ROW[f"last_{kind}_ts"]] = seg.ffill(np.where(has, tsf, np.nan), before[ROW[f"last_{kind}_ts"]])

@@ -74,8 +74,9 @@ COUNTERS: dict[str, Expr] = {
 #: Counted once per instant (max, not sum): the lines of one order share its time, so a 20-line invoice is
 #: one purchase (revenue still adds up every line).
 PER_INSTANT = frozenset({"purchases"})
-#: Running totals: the counters, plus sessions and active days (flags on each customer's instants).
-RUNNING: tuple[str, ...] = (*COUNTERS, "sessions", "active_days")
+#: Running totals: the counters, plus sessions, active days and purchase days (flags on each customer's
+#: instants: a purchase day is a UTC day with a purchase, counted at its first purchase instant).
+RUNNING: tuple[str, ...] = (*COUNTERS, "sessions", "active_days", "purchase_days")
 
 #: Events whose latest instant is kept: name -> which events (a predicate over one event row `e`).
 LAST_OF: dict[str, Expr] = {
@@ -143,6 +144,7 @@ def _outputs() -> dict[str, Expr]:
         "active_days_total": bigint(coalesce(b("b.c_active_days"), 0)),
         "events_total": bigint(coalesce(b("b.c_events"), 0)),
         "purchases_total": bigint(coalesce(b("b.c_purchases"), 0)),
+        "purchase_days_total": bigint(coalesce(b("b.c_purchase_days"), 0)),
         "revenue_total": double(coalesce(b("b.c_revenue"), 0)),
         "days_since_first_purchase": _since("first_purchase_ts"),
         **{f"days_since_last_{k}": _since(f"last_{k}_ts") for k in LAST_OF if k != "support_ticket"},

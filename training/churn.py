@@ -79,7 +79,8 @@ def _prior_words(prior: BTYDPrior | None) -> str:
     params = ", ".join(f"{k} = {v:.4g}" for k, v in prior.to_dict()["params"].items())
     return (
         f"boosting starts from an MBG/NBD model of each customer's activity timing ({params}; fitted on "
-        f"the training rows, never on labels): the trees learn what it misses, and the served log-odds add "
+        f"the training rows, never on labels; it reads {', '.join(f'`{c}`' for c in prior.columns)}, feature "
+        f"mapping {prior.mapping}): the trees learn what it misses, and the served log-odds add "
         f"{prior.scale:.4g} × its log-odds of no activity in {prior.horizon_days} days (`training.prior`). "
         "Registered as an MLflow pyfunc holding both parts."
     )

@@ -39,6 +39,7 @@ MONOTONE_PREFIXES: tuple[tuple[str, int], ...] = (
     ("events_", -1),
     ("sessions_", -1),
     ("purchases_", -1),
+    ("purchase_days_", -1),
     ("revenue_", -1),
     ("product_views_", -1),
     ("email_opens_", -1),
@@ -146,7 +147,9 @@ class ChurnModel:
         X = _numeric(X)
         self.prior_: BTYDPrior | None = None
         if self.prior is not None:
-            self.prior_ = BTYDPrior(self.prior.activity, self.prior.horizon_days).fit(X)
+            self.prior_ = BTYDPrior(
+                self.prior.activity, self.prior.horizon_days, mapping=self.prior.mapping
+            ).fit(X)
         train = lgb.Dataset(
             X, label=y_arr, feature_name=list(X.columns), free_raw_data=False, init_score=self._init(X)
         )

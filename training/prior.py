@@ -8,7 +8,9 @@ model misses (early stopping ends them when nothing does).
 
 Inputs come from the Feast features every churn model already reads, so serving needs nothing new:
 
-* x: repeat activity (``active_days_total`` - 1, or ``purchases_total`` - 1 when activity means purchases);
+* x: repeat activity days (``active_days_total`` - 1, or ``purchase_days_total`` - 1 when activity means
+  purchases: repeat buying counted per day, as the BG/NBD baseline and buy-till-you-die models count it, so
+  several orders on one day do not read as a frequent buyer);
 * T: days since the first activity; t_x = T - days since the last one (continuous days);
 * never active yet (no purchase so far): x = t_x = 0 with T the days since first seen, which scores at least
   as risky as the same customer buying now.
@@ -30,14 +32,23 @@ from contract.errors import ContractError
 from training.btyd import BGNBD, BGNBDParams, prob_no_purchase
 
 KIND = "mbgnbd"
-#: The feature mapping's version, registered with the model: a version scored with another mapping would
-#: silently move its margin, so `from_dict` refuses one it does not know.
-MAPPING = 1
-#: Feature columns per churn activity: (repeat count + 1, days since the first, days since the last).
-COLUMNS: dict[str, tuple[str, str, str]] = {
-    "any": ("active_days_total", "days_since_first_seen", "days_since_last_event"),
-    "purchase": ("purchases_total", "days_since_first_purchase", "days_since_last_purchase"),
+#: Feature columns per mapping version and churn activity: (repeat count + 1, days since the first, days
+#: since the last). The version is registered with the model: a version scored with another mapping would
+#: silently move its margin, so `from_dict` refuses one it does not know. Mapping 1 counted purchases, not
+#: purchase days; its registered versions still score with it.
+MAPPINGS: dict[int, dict[str, tuple[str, str, str]]] = {
+    1: {
+        "any": ("active_days_total", "days_since_first_seen", "days_since_last_event"),
+        "purchase": ("purchases_total", "days_since_first_purchase", "days_since_last_purchase"),
+    },
+    2: {
+        "any": ("active_days_total", "days_since_first_seen", "days_since_last_event"),
+        "purchase": ("purchase_days_total", "days_since_first_purchase", "days_since_last_purchase"),
+    },
 }
+#: The mapping new priors are fitted with.
+MAPPING = 2
+COLUMNS = MAPPINGS[MAPPING]
 #: The age of a customer who was never active (the prior's fallback T).
 SEEN = "days_since_first_seen"
 #: The name the prior's contribution goes by among a score's reasons.
@@ -52,19 +63,23 @@ class BTYDPrior:
     reason says "riskier than usual" rather than "riskier than a coin"); ``scale`` is set by the churn model
     to its calibration slope, so ``scale * margin(X)`` is what it adds to the calibrated trees."""
 
-    def __init__(self, activity: str = "any", horizon_days: int = 30, *, scale: float = 1.0) -> None:
+    def __init__(
+        self, activity: str = "any", horizon_days: int = 30, *, scale: float = 1.0, mapping: int = MAPPING
+    ) -> None:
         if activity not in COLUMNS:
             raise ContractError("activity", f"must be one of {', '.join(COLUMNS)}", activity)
         if horizon_days < 1:
             raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
+        _check_mapping(mapping)
         self.activity = activity
         self.horizon_days = horizon_days
         self.scale = scale
+        self.mapping = mapping
 
     @property
     def columns(self) -> list[str]:
         """The feature columns the margin reads."""
-        return list(dict.fromkeys((*COLUMNS[self.activity], SEEN)))
+        return list(dict.fromkeys((*MAPPINGS[self.mapping][self.activity], SEEN)))
 
     def summary(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(x, t_x, T, active) per row of X."""
@@ -131,7 +146,7 @@ class BTYDPrior:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": KIND,
-            "mapping": MAPPING,
+            "mapping": self.mapping,
             "activity": self.activity,
             "horizon_days": self.horizon_days,
             "scale": self.scale,
@@ -143,13 +158,12 @@ class BTYDPrior:
     def from_dict(cls, data: dict[str, Any]) -> BTYDPrior:
         if data.get("kind") != KIND:
             raise ContractError("prior.kind", f"must be {KIND!r}", data.get("kind"))
-        if data.get("mapping") != MAPPING:
-            raise ContractError(
-                "prior.mapping",
-                f"this CXI scores prior mapping {MAPPING}; retrain the model or use the CXI that trained it",
-                data.get("mapping"),
-            )
-        prior = cls(str(data["activity"]), int(data["horizon_days"]), scale=float(data["scale"]))
+        prior = cls(
+            str(data["activity"]),
+            int(data["horizon_days"]),
+            scale=float(data["scale"]),
+            mapping=_check_mapping(data.get("mapping")),
+        )
         prior.params_ = BGNBDParams(**{k: float(v) for k, v in data["params"].items()})
         prior.center_ = float(data.get("center", 0.0))
         return prior
@@ -157,6 +171,16 @@ class BTYDPrior:
     def reason_label(self) -> str:
         what = "activity" if self.activity == "any" else "purchase"
         return f"Chance of no {what} in the next {self.horizon_days} days, from the buying rhythm"
+
+
+def _check_mapping(mapping: Any) -> int:
+    if isinstance(mapping, bool) or mapping not in MAPPINGS:
+        raise ContractError(
+            "prior.mapping",
+            f"this CXI scores prior mappings {sorted(MAPPINGS)}; retrain the model or use the CXI that trained it",
+            mapping,
+        )
+    return int(mapping)
 
 
 def boosted_margin(

@@ -103,6 +103,21 @@ def test_the_lines_of_one_order_make_one_purchase() -> None:
     row = run(log, [("o", "2024-02-04 00:00")]).iloc[0]
     assert row.purchases_7d == 2 and row.purchases_total == 2 and row.revenue_7d == 40.0
     assert row.avg_order_value_90d == 20.0 and row.purchase_gap_mean_days == pytest.approx(2.0)
+    assert row.purchase_days_total == 2
+
+
+def test_purchase_days_count_each_utc_day_with_a_purchase_once() -> None:
+    log = [
+        ev("d", "2024-02-01 09:00", "purchase", "shoes", 20.0),
+        ev("d", "2024-02-01 23:30", "purchase", "hats", 5.0),  # another order, the same UTC day
+        ev("d", "2024-02-02 00:10", "purchase", "hats", -5.0),  # a return is no purchase day
+        ev("d", "2024-02-02 00:20", "page_view", "hats", None),
+        ev("d", "2024-02-03 10:00", "purchase", "bags", 10.0),
+    ]
+    rows = run(log, [("d", "2024-02-01 12:00"), ("d", "2024-02-02 12:00"), ("d", "2024-02-04 00:00")])
+    assert rows.purchases_total.tolist() == [1, 2, 3]
+    assert rows.purchase_days_total.tolist() == [1, 1, 2]
+    assert rows.active_days_total.tolist() == [1, 2, 3]
 
 
 def naive(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp) -> dict[str, float]:
@@ -132,6 +147,7 @@ def naive(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp) -> dict[str, 
         else np.nan,
         "overdue_ratio_active": recency / gap if gap and gap > 0 else np.nan,
         "purchases_total": buys.occurred_at.nunique(),  # the lines of one order share its instant
+        "purchase_days_total": buys.occurred_at.dt.floor("D").nunique(),
         "events_30d": len(w30),
         "revenue_7d": float(
             e[(e.occurred_at > as_of - pd.Timedelta(days=7)) & e.type.eq("purchase")].revenue.sum()

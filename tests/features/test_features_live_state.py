@@ -121,6 +121,30 @@ def test_a_stream_is_continued_and_late_or_rewritten_customers_are_built_whole()
     exact(customer_features_now(body, owner, ["a"], at), got)
 
 
+def test_purchase_days_count_a_day_once_when_its_purchases_arrive_in_separate_batches() -> None:
+    def buy(minute: int, start: int, revenue: float = 5.0) -> pa.Table:
+        row = {"minute": minute, "second": 0, "type": "purchase", "category": None, "price": None}
+        return table([{**row, "revenue": revenue, "quantity": None}], start)
+
+    states = FeatureStates()
+    at = pd.Timestamp(T0 + timedelta(days=3))
+    a = buy(60, 0)
+    states.features(["a"], [a], at)
+    seen = []
+    for minute, start, revenue in (
+        (300, 1, 5.0),
+        (1500, 2, -5.0),
+        (1600, 3, 5.0),
+    ):  # same day; a return; next
+        a = pa.concat_tables([a, buy(minute, start, revenue)])
+        got = states.features(["a"], [a], at)
+        body, owner = concat_owned([a])
+        exact(customer_features_now(body, owner, ["a"], at), got)
+        seen.append((int(got["purchases_total"].iloc[0]), int(got["purchase_days_total"].iloc[0])))
+    assert states.continued == 3
+    assert seen == [(2, 1), (2, 1), (3, 2)]
+
+
 def test_the_least_recently_used_customers_are_dropped_past_the_bound() -> None:
     states = FeatureStates(max_instants=3)
     at = pd.Timestamp(T0 + timedelta(days=400))

@@ -86,15 +86,39 @@ def test_round_trip_keeps_the_margin(model: ChurnModel, data: tuple) -> None:
     assert again.to_dict() == model.prior_.to_dict()
     with pytest.raises(ContractError, match=r"^prior.kind: "):
         BTYDPrior.from_dict({**model.prior_.to_dict(), "kind": "other"})
-    with pytest.raises(ContractError, match=r"^prior.mapping: .*retrain"):
-        BTYDPrior.from_dict({**model.prior_.to_dict(), "mapping": 0})
+    for bad in (0, None, "2", True):
+        with pytest.raises(ContractError, match=r"^prior.mapping: .*retrain"):
+            BTYDPrior.from_dict({**model.prior_.to_dict(), "mapping": bad})
+
+
+def test_purchases_count_per_day_and_versions_registered_with_mapping_1_still_count_purchases(
+    model: ChurnModel,
+) -> None:
+    """Mapping 2 reads repeat purchase *days* (three orders on one day are no frequent buyer); a prior
+    registered with mapping 1 reads `purchases_total` as it did when it was trained."""
+    new = BTYDPrior.from_dict({**model.prior_.to_dict(), "activity": "purchase"})
+    old = BTYDPrior.from_dict({**new.to_dict(), "mapping": 1})
+    assert new.mapping == 2 and old.mapping == 1 and old.to_dict()["mapping"] == 1
+    X = pd.DataFrame(
+        {
+            "purchases_total": [3.0, 3.0],
+            "purchase_days_total": [1.0, 3.0],
+            "days_since_first_purchase": [30.0, 30.0],
+            "days_since_last_purchase": [30.0, 1.0],
+            "days_since_first_seen": [40.0, 40.0],
+        }
+    )
+    x_new, _, _, _ = new.summary(X)
+    x_old, _, _, _ = old.summary(X)
+    assert x_new.tolist() == [0.0, 2.0] and x_old.tolist() == [2.0, 2.0]
+    assert new.columns[0] == "purchase_days_total" and old.columns[0] == "purchases_total"
 
 
 def test_matrix_and_frame_paths_agree_and_never_active_customers_score_riskiest(model: ChurnModel) -> None:
     prior = BTYDPrior.from_dict({**model.prior_.to_dict(), "activity": "purchase"})
     X = pd.DataFrame(
         {
-            "purchases_total": [0.0, 1.0, 3.0, np.nan],
+            "purchase_days_total": [0.0, 1.0, 3.0, np.nan],
             "days_since_first_purchase": [np.nan, 0.0, 40.0, np.nan],
             "days_since_last_purchase": [np.nan, 0.0, 10.0, np.nan],
             "days_since_first_seen": [60.0, 60.0, 60.0, 60.0],
