@@ -144,17 +144,28 @@ class FeatureRepo:
 
     # --- reads ---
     def _service(self, service: str) -> FeatureService:
+        """The registered feature service, checked once against this CXI's catalogue: a registry applied by an
+        older CXI lacks the features added since, and its first read would fail with a bare KeyError."""
         if service not in self._services:
-            feature_names(service)  # a clear error for an unknown service
+            names = feature_names(service)  # a clear error for an unknown service
             from feast.errors import FeatureServiceNotFoundException
 
             try:
-                self._services[service] = self.store.get_feature_service(service)
+                fs = self.store.get_feature_service(service)
             except FeatureServiceNotFoundException as exc:
                 raise WorkspaceError(
                     f"feature service {service!r} is not registered in the feature store: "
                     "run `cxi features apply` (then `cxi features build`)"
                 ) from exc
+            registered = {f.name for p in fs.feature_view_projections for f in p.features}
+            missing = [n for n in names if n not in registered]
+            if missing:
+                raise WorkspaceError(
+                    f"feature service {service!r} in the feature store lacks {', '.join(missing)} (registered "
+                    "by an older CXI): run `cxi features apply`, then `cxi features build` and "
+                    "`cxi features materialize`"
+                )
+            self._services[service] = fs
         return self._services[service]
 
     def historical(self, entity_df: pd.DataFrame, service: str = "churn_v1") -> pd.DataFrame:

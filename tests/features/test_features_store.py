@@ -104,6 +104,19 @@ def test_a_store_never_applied_says_what_to_run(tmp_path: Path, feature_env: Fea
         repo.historical(entity)
 
 
+def test_a_registry_from_an_older_catalogue_names_the_missing_features_and_what_to_run(
+    feature_env: FeatureEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.store as store
+
+    newer = [*NAMES, "feature_added_later"]  # this CXI's catalogue has a feature the registry lacks
+    monkeypatch.setattr(store, "feature_names", lambda service="churn_v1": newer)
+    repo = store.FeatureRepo(feature_env.repo.settings)
+    for read in (lambda: repo.online(["c1"]), lambda: repo.historical(feature_env.snapshots.head(1))):
+        with pytest.raises(WorkspaceError, match=r"lacks feature_added_later .*run `cxi features apply`"):
+            read()
+
+
 def test_open_online_reads_every_registered_service_and_skips_the_rest(
     tmp_path: Path, feature_env: FeatureEnv
 ) -> None:
