@@ -57,6 +57,10 @@ def repo_config(settings: Settings) -> RepoConfig:
     )
 
 
+class StaleRegistryError(WorkspaceError):
+    """The feature store's registry was applied by an older CXI: a service lacks features of the catalogue."""
+
+
 class FeatureRepo:
     """Apply definitions, build snapshots, materialize, and read features offline and online."""
 
@@ -160,7 +164,7 @@ class FeatureRepo:
             registered = {f.name for p in fs.feature_view_projections for f in p.features}
             missing = [n for n in names if n not in registered]
             if missing:
-                raise WorkspaceError(
+                raise StaleRegistryError(
                     f"feature service {service!r} in the feature store lacks {', '.join(missing)} (registered "
                     "by an older CXI): run `cxi features apply`, then `cxi features build` and "
                     "`cxi features materialize`"
@@ -231,11 +235,14 @@ class FeatureRepo:
         """Import Feast, load the registry and open the online store now, with one read per registered service
         (of an id no customer has); returns the services read. Whatever touches the store first otherwise
         waits for all of that: a service's first score request took 3.8 s after the service said it was ready.
-        Services not registered yet are skipped (their first read raises the usual error)."""
+        Services not registered yet are skipped (their first read raises the usual error); a service registered
+        by an older CXI raises `StaleRegistryError`."""
         opened = []
         for service in SERVICES:
             try:
                 self.online([_PROBE_ID], service)
+            except StaleRegistryError:
+                raise  # registered, but by an older CXI: every read would fail, so nothing is ready
             except WorkspaceError:
                 continue
             opened.append(service)
