@@ -69,12 +69,8 @@ FEATURES: tuple[tuple[str, Kind, str], ...] = (
     ("active_days_total", "int", "Active days since first seen."),
     ("events_total", "int", "Events since first seen."),
     ("purchases_total", "int", "Purchases since first seen (returns excluded)."),
-    (
-        "purchase_days_total",
-        "int",
-        "Days with a purchase since first seen (returns excluded): repeat buying counted per day, as "
-        "buy-till-you-die models count it.",
-    ),
+    # repeat buying counted per day, as buy-till-you-die models count it (the churn prior's input)
+    ("purchase_days_total", "int", "Days with a purchase since first seen (returns excluded)."),
     ("revenue_total", "float", "Revenue net of returns since first seen."),
     ("days_since_first_purchase", "float", "Days from the first purchase to as_of (null: never bought)."),
     ("days_since_last_email_open", "float", "Days from the last email open to as_of (null: never opened)."),

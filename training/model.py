@@ -87,10 +87,12 @@ class ChurnModel:
         self.prior = prior
 
     def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters (the prior as its kind, activity and horizon: what MLflow logs)."""
+        """Hyper-parameters (the prior as its activity, horizon and feature mapping: what MLflow logs)."""
         out = {k: v for k, v in vars(self).items() if not k.endswith("_")}
         prior = out.pop("prior")
-        out["prior"] = f"{prior.activity}/{prior.horizon_days}d" if prior is not None else "none"
+        out["prior"] = (
+            f"{prior.activity}/{prior.horizon_days}d/mapping {prior.mapping}" if prior is not None else "none"
+        )
         return out
 
     def leaf_candidates(self) -> list[int]:

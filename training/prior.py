@@ -9,8 +9,8 @@ model misses (early stopping ends them when nothing does).
 Inputs come from the Feast features every churn model already reads, so serving needs nothing new:
 
 * x: repeat activity days (``active_days_total`` - 1, or ``purchase_days_total`` - 1 when activity means
-  purchases: repeat buying counted per day, as the BG/NBD baseline and buy-till-you-die models count it, so
-  several orders on one day do not read as a frequent buyer);
+  purchases: repeat buying counted per day, as buy-till-you-die models count it, so several orders on one
+  day do not read as a frequent buyer);
 * T: days since the first activity; t_x = T - days since the last one (continuous days);
 * never active yet (no purchase so far): x = t_x = 0 with T the days since first seen, which scores at least
   as risky as the same customer buying now.
@@ -70,11 +70,10 @@ class BTYDPrior:
             raise ContractError("activity", f"must be one of {', '.join(COLUMNS)}", activity)
         if horizon_days < 1:
             raise ContractError("horizon_days", "must be at least 1 day", horizon_days)
-        _check_mapping(mapping)
         self.activity = activity
         self.horizon_days = horizon_days
         self.scale = scale
-        self.mapping = mapping
+        self.mapping = _check_mapping(mapping)
 
     @property
     def columns(self) -> list[str]:
